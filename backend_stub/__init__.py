@@ -1,0 +1,1 @@
+"""A deterministic gRPC ChatService backend for tests and local development."""

@@ -1,0 +1,70 @@
+"""`python -m backend_stub --host 127.0.0.1 --port 50051 --chunk-delay 0.0`
+
+Runs until SIGINT or SIGTERM; logs one JSON object per line to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import time
+
+import orjson
+
+from backend_stub.server import start
+
+
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per record: ts, level, event, then the record's `fields`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, "fields", {})
+        line: dict[str, object] = {
+            "ts": round(time.time(), 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+            **(fields if isinstance(fields, dict) else {}),
+        }
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(line, default=str).decode()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="backend_stub", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=50051)
+    parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds before each chunk")
+    parser.add_argument("--max-message-bytes", type=int, default=64 * 1024 * 1024)
+    return parser.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    stub = await start(
+        args.host,
+        args.port,
+        chunk_delay=args.chunk_delay,
+        max_message_bytes=args.max_message_bytes,
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    logging.getLogger("backend_stub").info("stopping", extra={"fields": {"port": stub.port}})
+    await stub.stop(grace=1.0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLineFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    asyncio.run(serve(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

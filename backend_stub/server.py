@@ -1,0 +1,169 @@
+"""The stub ChatService on a grpc.aio server, with health checking and reflection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from backend_stub import behaviour
+from gateway.pb import chat_service_pb2 as pb
+from gateway.pb import chat_service_pb2_grpc as pb_grpc
+
+logger = logging.getLogger("backend_stub")
+
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["ChatService"].full_name
+_STATUS_CODES = {
+    "invalid_argument": grpc.StatusCode.INVALID_ARGUMENT,
+    "not_found": grpc.StatusCode.NOT_FOUND,
+}
+ChatContext = grpc.aio.ServicerContext[pb.ChatRequest, pb.ChatChunk]
+
+
+def request_id_of(request: pb.ChatRequest, context: ChatContext) -> str:
+    """ChatRequest.request_id, else the `x-request-id` metadata value, else ""."""
+    if request.request_id:
+        return request.request_id
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id":
+            return value if isinstance(value, str) else value.decode(errors="replace")
+    return ""
+
+
+def _log(event: str, **fields: object) -> None:
+    logger.info(event, extra={"fields": fields})
+
+
+class StubChatService(pb_grpc.ChatServiceServicer):
+    """Serves `behaviour.plan` replies and records what it saw for tests."""
+
+    def __init__(self, *, chunk_delay: float = 0.0) -> None:
+        self.chunk_delay = chunk_delay
+        self.calls: list[pb.ChatRequest] = []
+        self.cancelled: list[str] = []
+        self._cond = threading.Condition()
+
+    def wait_cancelled(self, request_id: str, timeout: float) -> bool:
+        """Block (from any thread) until a Chat with `request_id` was cancelled."""
+        with self._cond:
+            return self._cond.wait_for(lambda: request_id in self.cancelled, timeout)
+
+    def _record(self, request: pb.ChatRequest | None = None, cancelled: str | None = None) -> None:
+        with self._cond:
+            if request is not None:
+                self.calls.append(request)
+            if cancelled is not None:
+                self.cancelled.append(cancelled)
+                self._cond.notify_all()
+
+    def _delay(self, model: str) -> float:
+        return self.chunk_delay + (behaviour.SLOW_DELAY if model == behaviour.SLOW else 0.0)
+
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.ListModelsResponse:
+        _log("list_models", status="ok")
+        return behaviour.list_models()
+
+    async def Chat(self, request: pb.ChatRequest, context: ChatContext) -> AsyncIterator[pb.ChatChunk]:
+        self._record(request)
+        rid, model = request_id_of(request, context), request.model
+        status, sent, started = "ok", 0, time.monotonic()
+        try:
+            try:
+                plan = behaviour.plan(request)
+            except behaviour.RequestError as exc:
+                status = exc.kind
+                await context.abort(_STATUS_CODES[exc.kind], exc.message)
+            if model == behaviour.FAIL_BEFORE:
+                status = "unavailable"
+                await context.abort(grpc.StatusCode.UNAVAILABLE, behaviour.FAIL_BEFORE_MESSAGE)
+            for chunk in _scripted_chunks(model, plan):
+                if (delay := self._delay(model)) > 0:
+                    await asyncio.sleep(delay)
+                yield chunk
+                sent += 1
+            if model == behaviour.FAIL_MID:
+                status = "internal"
+                await context.abort(grpc.StatusCode.INTERNAL, behaviour.FAIL_MID_MESSAGE)
+        except (asyncio.CancelledError, GeneratorExit):
+            # CancelledError: cancelled while awaiting in here; GeneratorExit:
+            # grpc dropped the stream (client gone) while it was sending.
+            status = "cancelled"
+            pass
+            raise
+        finally:
+            elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+            _log("chat", request_id=rid, model=model, status=status, chunks=sent, ms=elapsed_ms)
+
+
+def _scripted_chunks(model: str, plan: behaviour.Plan) -> tuple[pb.ChatChunk, ...]:
+    """The plan's chunks; for stub-fail-mid only the first two, without finish or usage."""
+    if model != behaviour.FAIL_MID:
+        return plan.chunks
+    head = [pb.ChatChunk(text=c.text, tool_calls=c.tool_calls) for c in plan.chunks]
+    return tuple(head[: behaviour.FAIL_MID_AFTER])
+
+
+@dataclass
+class RunningStub:
+    """A started stub server; `port` is the bound port."""
+
+    port: int
+    server: grpc.aio.Server
+    service: StubChatService
+    health: health.aio.HealthServicer = field(repr=False)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Report NOT_SERVING, then stop (finishing in-flight calls for `grace` seconds)."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+def _address(host: str, port: int) -> str:
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
+async def _add_health(server: grpc.aio.Server) -> health.aio.HealthServicer:
+    servicer = health.aio.HealthServicer()
+    for name in ("", SERVICE_NAME):
+        await servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    return servicer
+
+
+async def start(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    chunk_delay: float = 0.0,
+    max_message_bytes: int = 64 * 1024 * 1024,
+) -> RunningStub:
+    """Start the stub on the running event loop; port 0 picks a free port."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    service = StubChatService(chunk_delay=chunk_delay)
+    pb_grpc.add_ChatServiceServicer_to_server(service, server)
+    health_servicer = await _add_health(server)
+    names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
+    bound = server.add_insecure_port(_address(host, port))
+    if bound == 0:
+        raise RuntimeError(f"backend_stub: cannot bind {_address(host, port)}")
+    await server.start()
+    _log("listening", host=host, port=bound)
+    return RunningStub(bound, server, service, health_servicer)

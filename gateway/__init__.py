@@ -1,0 +1,1 @@
+"""OpenAI-compatible HTTP gateway in front of a gRPC ChatService."""

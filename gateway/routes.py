@@ -1,0 +1,131 @@
+"""One small async function per endpoint: read, translate, call the backend, answer."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from gateway.backend import ChatBackend
+from gateway.config import Settings
+from gateway.errors import BackendError, GatewayError, InvalidRequest
+from gateway.pb import chat_service_pb2 as pb
+from gateway.sse import encode_event
+from gateway.translate import responses_in
+from gateway.translate.responses_out import Event, ResponseBuilder
+
+log = logging.getLogger("gateway")
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(24)}"
+
+
+async def read_json(request: Request, settings: Settings) -> dict[str, Any]:
+    """The request body as a JSON object: 415, 413 and 400 otherwise."""
+    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise GatewayError(
+            f"Unsupported content type '{ctype}': send application/json.",
+            status=415,
+            code="unsupported_media_type",
+        )
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > settings.max_body_bytes:
+            raise GatewayError(
+                f"Request body too large: the limit is {settings.max_body_bytes} bytes.",
+                status=413,
+                code="request_too_large",
+            )
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"We could not parse the JSON body of your request: {exc}", code="invalid_json"
+        ) from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    return data
+
+
+async def create_response(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    backend: ChatBackend = request.app.state.backend
+    parsed = responses_in.parse(await read_json(request, settings), settings.default_model)
+    request_id: str = request.state.request_id
+    parsed.chat.request_id = request_id
+    builder = ResponseBuilder(
+        parsed.echo,
+        response_id=new_id("resp"),
+        created_at=int(time.time()),
+        new_id=new_id,
+        completed_at=lambda: int(time.time()),
+        incomplete_as_completed=settings.incomplete_as_completed,
+    )
+    chunks = backend.chat(parsed.chat, request_id=request_id, timeout=settings.request_timeout)
+    if not parsed.stream:
+        async for chunk in chunks:
+            builder.add(chunk)
+        builder.finish()
+        return JSONResponse(builder.response())
+    # Wait for the first chunk before sending headers: an early failure is a real HTTP status.
+    first = await anext(chunks, None)
+    return StreamingResponse(
+        _stream(builder, first, chunks),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+
+
+async def _stream(
+    builder: ResponseBuilder, first: pb.ChatChunk | None, chunks: AsyncIterator[pb.ChatChunk]
+) -> AsyncIterator[bytes]:
+    """Events as SSE frames; a failure after the headers ends the stream with response.failed."""
+    try:
+        events = builder.start()
+        if first is not None:
+            events += builder.add(first)
+        yield _frames(events)
+        async for chunk in chunks:
+            events = builder.add(chunk)
+            if events:
+                yield _frames(events)
+        yield _frames(builder.finish())
+    except BackendError as exc:
+        code = "rate_limit_exceeded" if exc.status == 429 else "server_error"
+        yield _frames(builder.fail(exc.message, code))
+    except Exception:
+        log.exception("stream failed")
+        yield _frames(builder.fail("The server had an error while processing your request."))
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
+
+
+def _frames(events: list[Event]) -> bytes:
+    return b"".join(encode_event(e) for e in events)
+
+
+async def not_stored(request: Request) -> Response:
+    """GET/DELETE /v1/responses/{id} and friends: nothing is stored here."""
+    raise GatewayError(
+        f"Response '{request.path_params['response_id']}' not found: this gateway is stateless and "
+        "stores no responses. Keep the response client-side and send the conversation inline.",
+        status=404,
+        param="response_id",
+        code="response_not_found",
+    )

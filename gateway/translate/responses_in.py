@@ -1,0 +1,393 @@
+"""POST /v1/responses request JSON -> ChatRequest, plus the values the envelope echoes.
+
+Every top-level field has one treatment, listed in FIELDS (and in the README's
+field table): mapped onto the ChatRequest, echoed in the envelope, accepted and
+ignored, or rejected when it asks for something a stateless gateway without
+hosted tools cannot do. Unknown fields are rejected, as OpenAI rejects them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.errors import InvalidRequest
+from gateway.pb import chat_service_pb2 as pb
+from gateway.translate import common
+from gateway.translate import fields as f
+
+MAX_INPUT_ITEMS = 2048
+
+ROLES = {
+    "user": pb.ROLE_USER,
+    "assistant": pb.ROLE_ASSISTANT,
+    "system": pb.ROLE_SYSTEM,
+    "developer": pb.ROLE_DEVELOPER,
+}
+_NOT_STORED = "This gateway is stateless and stores nothing; "
+
+
+def _null_or(*ok: object) -> Callable[[object], bool]:
+    return lambda v: v is None or v in ok
+
+
+def _empty(v: object) -> bool:
+    return v is None or v == [] or v == {}
+
+
+def _reasoning_off(v: object) -> bool:
+    return _empty(v) or (
+        isinstance(v, dict)
+        and v.get("effort") in (None, "none")
+        and v.get("summary") is None
+        and v.get("generate_summary") is None
+    )
+
+
+_HARMLESS_INCLUDES = frozenset(
+    {
+        "reasoning.encrypted_content",  # no reasoning items are produced
+        "message.input_image.image_url",  # input items are not stored or listed
+        "file_search_call.results",  # hosted tools are rejected, so never present
+        "web_search_call.results",
+        "web_search_call.action.sources",
+        "code_interpreter_call.outputs",
+        "computer_call_output.output.image_url",
+    }
+)
+
+
+def _includes_ok(v: object) -> bool:
+    return v is None or (isinstance(v, list) and all(i in _HARMLESS_INCLUDES for i in v))
+
+
+# Fields accepted only with a value that asks for nothing: (harmless?, what to do instead).
+REJECTED: dict[str, tuple[Callable[[object], bool], str]] = {
+    "previous_response_id": (
+        _null_or(),
+        _NOT_STORED + "send the whole conversation in 'input' (with store: false).",
+    ),
+    "conversation": (_null_or(), _NOT_STORED + "send the whole conversation in 'input'."),
+    "store": (_null_or(False), _NOT_STORED + "set store to false (or leave it out)."),
+    "background": (_null_or(False), "Background responses need stored responses; use stream: true instead."),
+    "prompt": (_null_or(), "Stored prompt templates are not available; send 'instructions' and 'input' inline."),
+    "include": (_includes_ok, "Only includes that need no stored or hosted data are accepted; logprobs are not available."),
+    "reasoning": (_reasoning_off, "Reasoning effort and summaries cannot be honoured by this backend; leave 'reasoning' out."),
+    "context_management": (_empty, "Server-side context compaction is not available; trim 'input' client-side."),
+    "moderation": (_null_or(), "Moderation is not available on this gateway; leave 'moderation' out."),
+    "top_logprobs": (_null_or(0), "Logprobs are not available on this gateway; leave 'top_logprobs' out."),
+    "truncation": (_null_or("disabled"), "Automatic truncation is not available; trim 'input' client-side."),
+    "service_tier": (_null_or("auto", "default"), "Only the 'auto' and 'default' service tiers exist here."),
+}
+# Accepted and not forwarded: identifiers and cache hints for OpenAI's own infrastructure.
+IGNORED: dict[str, str] = {
+    "user": "end-user id for OpenAI's abuse monitoring; nothing to forward it to",
+    "safety_identifier": "end-user id for OpenAI's abuse monitoring; nothing to forward it to",
+    "prompt_cache_key": "OpenAI prompt-cache routing hint; the backend caches on its own",
+    "prompt_cache_retention": "OpenAI prompt-cache policy; the backend caches on its own",
+    "prompt_cache_options": "OpenAI prompt-cache policy; the backend caches on its own",
+    "stream_options": "only include_obfuscation, which pads events against side channels; not applied",
+    "max_tool_calls": "limits calls to hosted tools, which this gateway rejects; echoed",
+}
+MAPPED = frozenset(
+    {
+        "model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "stream",
+        "tools", "tool_choice", "parallel_tool_calls", "text", "response_format", "metadata",
+    }
+)  # fmt: skip
+FIELDS = MAPPED | REJECTED.keys() | IGNORED.keys()
+
+
+@dataclass(frozen=True, slots=True)
+class ResponsesRequest:
+    """A validated /v1/responses request."""
+
+    chat: pb.ChatRequest
+    stream: bool
+    echo: dict[str, Any]  # request values the Response envelope repeats
+
+
+def parse(body: Mapping[str, Any], default_model: str) -> ResponsesRequest:
+    """Validate a request body and translate it; raises InvalidRequest naming the param."""
+    for key, value in body.items():
+        if key not in FIELDS:
+            raise f.unknown(key)
+        if key in REJECTED and not REJECTED[key][0](value):
+            raise f.unsupported(key, f"'{key}' is not supported with this value. {REJECTED[key][1]}")
+    model = f.string(f.required(body, "model", "model"), "model")
+    chat = pb.ChatRequest(model=default_model if model in ("default", "") and default_model else model)
+    if not chat.model:
+        raise f.missing("model")
+    instructions = _instructions(body.get("instructions"), chat)
+    chat.messages.extend(_messages(f.required(body, "input", "input")))
+    tools = _tools(body.get("tools"))
+    chat.tools.extend(tools)
+    tool_choice = _tool_choice(body.get("tool_choice"), tools, chat)
+    echo: dict[str, Any] = {
+        "instructions": instructions,
+        "model": chat.model,
+        "tools": [_echo_tool(t) for t in tools],
+        "tool_choice": tool_choice,
+        "text": _text_format(body, chat),
+        "metadata": _metadata(body.get("metadata")),
+        "max_tool_calls": body.get("max_tool_calls"),
+        **_sampling(body, chat),
+    }
+    stream = body.get("stream")
+    return ResponsesRequest(chat, stream is not None and f.boolean(stream, "stream"), echo)
+
+
+def _sampling(body: Mapping[str, Any], chat: pb.ChatRequest) -> dict[str, Any]:
+    if body.get("temperature") is not None:
+        chat.temperature = f.number(body["temperature"], "temperature", 0, 2)
+    if body.get("top_p") is not None:
+        chat.top_p = f.number(body["top_p"], "top_p", 0, 1)
+    if body.get("max_output_tokens") is not None:
+        chat.max_output_tokens = f.integer(body["max_output_tokens"], "max_output_tokens", 1)
+    if body.get("parallel_tool_calls") is not None:
+        chat.parallel_tool_calls = f.boolean(body["parallel_tool_calls"], "parallel_tool_calls")
+    return {
+        "temperature": chat.temperature if chat.HasField("temperature") else 1.0,
+        "top_p": chat.top_p if chat.HasField("top_p") else 1.0,
+        "max_output_tokens": chat.max_output_tokens if chat.HasField("max_output_tokens") else None,
+        "parallel_tool_calls": chat.parallel_tool_calls if chat.HasField("parallel_tool_calls") else True,
+    }
+
+
+def _instructions(value: object, chat: pb.ChatRequest) -> str | None:
+    if value is None:
+        return None
+    text = f.string(value, "instructions")
+    chat.messages.append(pb.Message(role=pb.ROLE_SYSTEM, content=[common.text_part(text)]))
+    return text
+
+
+def _metadata(value: object) -> dict[str, str]:
+    if value is None:
+        return {}
+    meta = f.obj(value, "metadata")
+    if len(meta) > 16:
+        raise f.invalid_value("metadata", "at most 16 key-value pairs are allowed.")
+    for key, item in meta.items():
+        if len(key) > 64 or not isinstance(item, str) or len(item) > 512:
+            raise f.invalid_value(
+                f"metadata.{key}", "keys are strings of at most 64 characters, values at most 512."
+            )
+    return dict(meta)
+
+
+# --- input -----------------------------------------------------------------
+
+
+def _messages(value: object) -> list[pb.Message]:
+    if isinstance(value, str):
+        return [pb.Message(role=pb.ROLE_USER, content=[common.text_part(value)])]
+    items = f.array(value, "input")
+    if len(items) > MAX_INPUT_ITEMS:
+        raise f.invalid_value("input", f"at most {MAX_INPUT_ITEMS} input items are allowed.")
+    out: list[pb.Message] = []
+    for i, item in enumerate(items):
+        _add_item(out, f.obj(item, f"input[{i}]"), f"input[{i}]")
+    return out
+
+
+def _add_item(out: list[pb.Message], item: Mapping[str, Any], param: str) -> None:
+    kind = item.get("type", "message")
+    if kind == "message":
+        out.append(_message(item, param))
+    elif kind == "function_call":
+        _add_function_call(out, item, param)
+    elif kind == "function_call_output":
+        out.append(_function_call_output(item, param))
+    elif kind == "reasoning":
+        return  # replayed reasoning: accepted, not forwarded (the contract has no reasoning input)
+    elif kind == "item_reference":
+        raise f.unsupported(
+            f"{param}.type",
+            _NOT_STORED + "item references cannot be resolved. Send every item inline (store: false).",
+        )
+    else:
+        raise f.unsupported(
+            f"{param}.type",
+            f"Input items of type '{kind}' are not supported: this gateway runs no hosted tools.",
+        )
+
+
+_MESSAGE_KEYS = frozenset({"type", "role", "content", "id", "status", "phase"})
+
+
+def _message(item: Mapping[str, Any], param: str) -> pb.Message:
+    f.check_keys(item, _MESSAGE_KEYS, param)
+    role = f.choice(f.required(item, "role", f"{param}.role"), f"{param}.role", tuple(ROLES))
+    content = f.required(item, "content", f"{param}.content")
+    message = pb.Message(role=ROLES[role])
+    if isinstance(content, str):
+        message.content.append(common.text_part(content))
+        return message
+    for j, part in enumerate(f.array(content, f"{param}.content")):
+        message.content.append(_part(f.obj(part, f"{param}.content[{j}]"), role, f"{param}.content[{j}]"))
+    return message
+
+
+_INPUT_PARTS = ("input_text", "input_image")
+_OUTPUT_PARTS = ("output_text", "refusal")
+
+
+def _part(part: Mapping[str, Any], role: str, param: str) -> pb.ContentPart:
+    kind = part.get("type")
+    allowed = _OUTPUT_PARTS if role == "assistant" else _INPUT_PARTS
+    if kind not in allowed:
+        if kind in ("input_file", "input_audio"):
+            raise f.unsupported(f"{param}.type", f"Content parts of type '{kind}' are not supported.")
+        raise f.invalid_value(f"{param}.type", f"a {role} message takes parts of type {', '.join(allowed)}.")
+    if kind == "input_image":
+        if part.get("file_id") is not None:
+            raise f.unsupported(f"{param}.file_id", "Images by file_id need the Files API; send image_url.")
+        return common.image_part(f.required(part, "image_url", f"{param}.image_url"), part.get("detail"), param)
+    if kind == "refusal":
+        return pb.ContentPart(refusal=f.string(f.required(part, "refusal", f"{param}.refusal"), f"{param}.refusal"))
+    return common.text_part(f.string(f.required(part, "text", f"{param}.text"), f"{param}.text"))
+
+
+def _add_function_call(out: list[pb.Message], item: Mapping[str, Any], param: str) -> None:
+    call = pb.ToolCall(
+        id=f.string(f.required(item, "call_id", f"{param}.call_id"), f"{param}.call_id"),
+        name=f.string(f.required(item, "name", f"{param}.name"), f"{param}.name"),
+        arguments=f.string(f.required(item, "arguments", f"{param}.arguments"), f"{param}.arguments"),
+    )
+    # Consecutive calls (and the assistant text right before them) form one assistant turn.
+    if out and out[-1].role == pb.ROLE_ASSISTANT:
+        out[-1].tool_calls.append(call)
+    else:
+        out.append(pb.Message(role=pb.ROLE_ASSISTANT, tool_calls=[call]))
+
+
+def _function_call_output(item: Mapping[str, Any], param: str) -> pb.Message:
+    call_id = f.string(f.required(item, "call_id", f"{param}.call_id"), f"{param}.call_id")
+    output = f.required(item, "output", f"{param}.output")
+    message = pb.Message(role=pb.ROLE_TOOL, tool_call_id=call_id)
+    if isinstance(output, str):
+        message.content.append(common.text_part(output))
+        return message
+    for j, part in enumerate(f.array(output, f"{param}.output")):
+        message.content.append(_part(f.obj(part, f"{param}.output[{j}]"), "tool", f"{param}.output[{j}]"))
+    return message
+
+
+# --- tools -----------------------------------------------------------------
+
+
+def _tools(value: object) -> list[pb.Tool]:
+    if value is None:
+        return []
+    tools = []
+    for i, tool in enumerate(f.array(value, "tools")):
+        tool = f.obj(tool, f"tools[{i}]")
+        kind = tool.get("type")
+        if kind != "function":
+            raise f.unsupported(
+                f"tools[{i}].type",
+                f"Tools of type '{kind}' are not supported: this gateway runs no hosted tools. "
+                "Declare a function tool and execute it client-side.",
+            )
+        name = f.required(tool, "name", f"tools[{i}].name")
+        tools.append(
+            common.function_tool(
+                name, tool.get("description"), tool.get("parameters"), tool.get("strict"), f"tools[{i}]"
+            )
+        )
+    return tools
+
+
+def _echo_tool(tool: pb.Tool) -> dict[str, Any]:
+    import orjson
+
+    return {
+        "type": "function",
+        "name": tool.name,
+        "description": tool.description or None,
+        "parameters": orjson.loads(tool.parameters) if tool.parameters else None,
+        "strict": tool.strict,
+    }
+
+
+def _tool_choice(value: object, tools: list[pb.Tool], chat: pb.ChatRequest) -> Any:
+    if value is None:
+        return "auto"
+    if isinstance(value, str):
+        chat.tool_choice.mode = common.TOOL_CHOICE_MODES[
+            f.choice(value, "tool_choice", tuple(common.TOOL_CHOICE_MODES))
+        ]
+        return value
+    choice = f.obj(value, "tool_choice")
+    kind = choice.get("type")
+    if kind == "function":
+        chat.tool_choice.CopyFrom(common.named_tool_choice(choice.get("name"), tools, "tool_choice.name"))
+        return {"type": "function", "name": chat.tool_choice.function_name}
+    if kind == "allowed_tools":
+        names = [_allowed_name(t, f"tool_choice.tools[{i}]") for i, t in enumerate(f.array(choice.get("tools"), "tool_choice.tools"))]
+        chat.tool_choice.CopyFrom(common.allowed_tool_choice(choice.get("mode"), names, tools, "tool_choice"))
+        return {"type": "allowed_tools", "mode": choice["mode"], "tools": [{"type": "function", "name": n} for n in names]}
+    raise f.unsupported("tool_choice.type", f"tool_choice of type '{kind}' is not supported: only function tools exist here.")
+
+
+def _allowed_name(tool: object, param: str) -> str:
+    tool = f.obj(tool, param)
+    if tool.get("type") != "function":
+        raise f.unsupported(f"{param}.type", "Only function tools can be allowed here.")
+    return f.string(f.required(tool, "name", f"{param}.name"), f"{param}.name")
+
+
+# --- structured output -----------------------------------------------------
+
+
+def _text_format(body: Mapping[str, Any], chat: pb.ChatRequest) -> dict[str, Any]:
+    """text.format and the chat-style response_format; both given must agree."""
+    text = f.obj(body.get("text") or {}, "text")
+    f.check_keys(text, frozenset({"format", "verbosity"}), "text")
+    if text.get("verbosity") not in (None, "medium"):
+        raise f.unsupported("text.verbosity", "Verbosity cannot be honoured by this backend; leave it out.")
+    fmt = _format(text["format"], "text.format") if text.get("format") is not None else None
+    legacy = body.get("response_format")
+    if legacy is not None:
+        legacy_fmt = _format(_flatten_response_format(f.obj(legacy, "response_format")), "response_format")
+        if fmt is not None and fmt != legacy_fmt:
+            raise f.invalid_value("response_format", "it disagrees with text.format; send only one.")
+        fmt = legacy_fmt
+    fmt = fmt or {"type": "text"}
+    if fmt["type"] == "json_schema":
+        chat.response_format.CopyFrom(common.json_schema_format(fmt, "text.format"))
+    else:
+        chat.response_format.CopyFrom(common.simple_format(fmt["type"]))
+    return {"format": fmt, "verbosity": "medium"}
+
+
+def _flatten_response_format(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Chat's nested {"type": "json_schema", "json_schema": {...}} -> the flat Responses shape."""
+    nested = value.get("json_schema")
+    if value.get("type") == "json_schema" and isinstance(nested, dict):
+        return {"type": "json_schema", **nested}
+    return value
+
+
+_FORMAT_KEYS = frozenset({"type", "name", "schema", "description", "strict"})
+
+
+def _format(value: object, param: str) -> dict[str, Any]:
+    fmt = f.obj(value, param)
+    kind = f.choice(fmt.get("type"), f"{param}.type", ("text", "json_object", "json_schema"))
+    if kind != "json_schema":
+        f.check_keys(fmt, frozenset({"type"}), param)
+        return {"type": kind}
+    f.check_keys(fmt, _FORMAT_KEYS, param)
+    common.json_schema_format(fmt, param)  # validates
+    out = {"type": "json_schema", "name": fmt["name"], "schema": fmt.get("schema") or {}}
+    if fmt.get("description") is not None:
+        out["description"] = fmt["description"]
+    out["strict"] = fmt.get("strict")
+    return out
+
+
+def bad_json(message: str) -> InvalidRequest:
+    return InvalidRequest(f"We could not parse the JSON body of your request. ({message})", code="invalid_json")
