@@ -72,7 +72,9 @@ class StubChatService(pb_grpc.ChatServiceServicer):
         _log("list_models", status="ok")
         return behaviour.list_models()
 
-    async def Chat(self, request: pb.ChatRequest, context: ChatContext) -> AsyncIterator[pb.ChatChunk]:
+    async def Chat(
+        self, request: pb.ChatRequest, context: ChatContext
+    ) -> AsyncIterator[pb.ChatChunk]:
         self._record(request)
         rid, model = request_id_of(request, context), request.model
         status, sent, started = "ok", 0, time.monotonic()
@@ -97,7 +99,7 @@ class StubChatService(pb_grpc.ChatServiceServicer):
             # CancelledError: cancelled while awaiting in here; GeneratorExit:
             # grpc dropped the stream (client gone) while it was sending.
             status = "cancelled"
-            pass
+            self._record(cancelled=rid)
             raise
         finally:
             elapsed_ms = round((time.monotonic() - started) * 1000, 1)
