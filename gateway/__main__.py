@@ -1,4 +1,4 @@
-"""python -m gateway: serve the gateway (with the stub backend in-process unless --backend is given)."""
+"""python -m gateway: serve the gateway (the stub backend runs in-process without --backend)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
     p.add_argument("--host", default=base.host)
     p.add_argument("--port", type=int, default=base.port)
-    p.add_argument("--backend", default=base.backend, help="ChatService address (default: embedded stub)")
+    p.add_argument(
+        "--backend", default=base.backend, help="ChatService address (default: embedded stub)"
+    )
     p.add_argument("--default-model", default=base.default_model)
     p.add_argument("--stub-chunk-delay", type=float, default=base.stub_chunk_delay)
     args = p.parse_args(argv)

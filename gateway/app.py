@@ -1,4 +1,4 @@
-"""create_app(settings) -> Starlette: routes, the lifespan owning the gRPC channel, error mapping."""
+"""create_app(settings) -> Starlette: routes, lifespan (owns the gRPC channel), error mapping."""
 
 from __future__ import annotations
 
@@ -34,7 +34,10 @@ async def _gateway_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    messages = {404: f"Unknown path: {request.url.path}", 405: f"Method {request.method} not allowed"}
+    messages = {
+        404: f"Unknown path: {request.url.path}",
+        405: f"Method {request.method} not allowed",
+    }
     error = GatewayError(messages.get(exc.status_code, exc.detail), status=exc.status_code)
     return error_response(error)
 
@@ -100,8 +103,12 @@ async def _embedded_stub(settings: Settings, stack: contextlib.AsyncExitStack) -
     """Start the stub backend in this process on a loopback port; return its address."""
     from backend_stub.server import start
 
-    stub = await start("127.0.0.1", 0, chunk_delay=settings.stub_chunk_delay,
-                       max_message_bytes=settings.max_message_bytes)
+    stub = await start(
+        "127.0.0.1",
+        0,
+        chunk_delay=settings.stub_chunk_delay,
+        max_message_bytes=settings.max_message_bytes,
+    )
     stack.push_async_callback(stub.stop)
     log.info("embedded stub backend on 127.0.0.1:%d", stub.port)
     return f"127.0.0.1:{stub.port}"

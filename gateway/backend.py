@@ -30,7 +30,7 @@ class ChatBackend:
     async def chat(
         self, request: pb.ChatRequest, *, request_id: str, timeout: float | None = None
     ) -> AsyncIterator[pb.ChatChunk]:
-        """Stream the reply; a gRPC error becomes BackendError. Closing the iterator cancels the call."""
+        """Stream the reply; gRPC errors become BackendError; closing the iterator cancels."""
         call = self._stub.Chat(request, timeout=timeout, metadata=(("x-request-id", request_id),))
         try:
             async for chunk in call:

@@ -122,4 +122,6 @@ class BackendError(GatewayError):
 
 def internal_error() -> GatewayError:
     """The error answered for a bug: no details leak to the client."""
-    return GatewayError("The server had an error while processing your request.", code="server_error")
+    return GatewayError(
+        "The server had an error while processing your request.", code="server_error"
+    )

@@ -68,7 +68,9 @@ def named_tool_choice(name: object, tools: list[pb.Tool], param: str) -> pb.Tool
     return pb.ToolChoice(mode=pb.TOOL_CHOICE_MODE_FUNCTION, function_name=name)
 
 
-def allowed_tool_choice(mode: object, names: list[str], tools: list[pb.Tool], param: str) -> pb.ToolChoice:
+def allowed_tool_choice(
+    mode: object, names: list[str], tools: list[pb.Tool], param: str
+) -> pb.ToolChoice:
     mode = f.choice(mode, f"{param}.mode", ("auto", "required"))
     for i, name in enumerate(names):
         _check_tool_exists(name, tools, f"{param}.tools[{i}]")

@@ -31,7 +31,9 @@ def invalid_type(param: str, expected: str, value: object) -> InvalidRequest:
 
 
 def invalid_value(param: str, message: str) -> InvalidRequest:
-    return InvalidRequest(f"Invalid value for '{param}': {message}", param=param, code="invalid_value")
+    return InvalidRequest(
+        f"Invalid value for '{param}': {message}", param=param, code="invalid_value"
+    )
 
 
 def missing(param: str) -> InvalidRequest:

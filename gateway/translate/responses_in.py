@@ -70,15 +70,43 @@ REJECTED: dict[str, tuple[Callable[[object], bool], str]] = {
     ),
     "conversation": (_null_or(), _NOT_STORED + "send the whole conversation in 'input'."),
     "store": (_null_or(False), _NOT_STORED + "set store to false (or leave it out)."),
-    "background": (_null_or(False), "Background responses need stored responses; use stream: true instead."),
-    "prompt": (_null_or(), "Stored prompt templates are not available; send 'instructions' and 'input' inline."),
-    "include": (_includes_ok, "Only includes that need no stored or hosted data are accepted; logprobs are not available."),
-    "reasoning": (_reasoning_off, "Reasoning effort and summaries cannot be honoured by this backend; leave 'reasoning' out."),
-    "context_management": (_empty, "Server-side context compaction is not available; trim 'input' client-side."),
-    "moderation": (_null_or(), "Moderation is not available on this gateway; leave 'moderation' out."),
-    "top_logprobs": (_null_or(0), "Logprobs are not available on this gateway; leave 'top_logprobs' out."),
-    "truncation": (_null_or("disabled"), "Automatic truncation is not available; trim 'input' client-side."),
-    "service_tier": (_null_or("auto", "default"), "Only the 'auto' and 'default' service tiers exist here."),
+    "background": (
+        _null_or(False),
+        "Background responses need stored responses; use stream: true instead.",
+    ),
+    "prompt": (
+        _null_or(),
+        "Stored prompt templates are not available; send 'instructions' and 'input' inline.",
+    ),
+    "include": (
+        _includes_ok,
+        "Only includes that need no stored or hosted data are accepted; "
+        "logprobs are not available.",
+    ),
+    "reasoning": (
+        _reasoning_off,
+        "Reasoning effort and summaries cannot be honoured by this backend; leave 'reasoning' out.",
+    ),
+    "context_management": (
+        _empty,
+        "Server-side context compaction is not available; trim 'input' client-side.",
+    ),
+    "moderation": (
+        _null_or(),
+        "Moderation is not available on this gateway; leave 'moderation' out.",
+    ),
+    "top_logprobs": (
+        _null_or(0),
+        "Logprobs are not available on this gateway; leave 'top_logprobs' out.",
+    ),
+    "truncation": (
+        _null_or("disabled"),
+        "Automatic truncation is not available; trim 'input' client-side.",
+    ),
+    "service_tier": (
+        _null_or("auto", "default"),
+        "Only the 'auto' and 'default' service tiers exist here.",
+    ),
 }
 # Accepted and not forwarded: identifiers and cache hints for OpenAI's own infrastructure.
 IGNORED: dict[str, str] = {
@@ -87,7 +115,7 @@ IGNORED: dict[str, str] = {
     "prompt_cache_key": "OpenAI prompt-cache routing hint; the backend caches on its own",
     "prompt_cache_retention": "OpenAI prompt-cache policy; the backend caches on its own",
     "prompt_cache_options": "OpenAI prompt-cache policy; the backend caches on its own",
-    "stream_options": "only include_obfuscation, which pads events against side channels; not applied",
+    "stream_options": "only include_obfuscation (padding against side channels); not applied",
     "max_tool_calls": "limits calls to hosted tools, which this gateway rejects; echoed",
 }
 MAPPED = frozenset(
@@ -114,9 +142,13 @@ def parse(body: Mapping[str, Any], default_model: str) -> ResponsesRequest:
         if key not in FIELDS:
             raise f.unknown(key)
         if key in REJECTED and not REJECTED[key][0](value):
-            raise f.unsupported(key, f"'{key}' is not supported with this value. {REJECTED[key][1]}")
+            raise f.unsupported(
+                key, f"'{key}' is not supported with this value. {REJECTED[key][1]}"
+            )
     model = f.string(f.required(body, "model", "model"), "model")
-    chat = pb.ChatRequest(model=default_model if model in ("default", "") and default_model else model)
+    chat = pb.ChatRequest(
+        model=default_model if model in ("default", "") and default_model else model
+    )
     if not chat.model:
         raise f.missing("model")
     instructions = _instructions(body.get("instructions"), chat)
@@ -151,7 +183,9 @@ def _sampling(body: Mapping[str, Any], chat: pb.ChatRequest) -> dict[str, Any]:
         "temperature": chat.temperature if chat.HasField("temperature") else 1.0,
         "top_p": chat.top_p if chat.HasField("top_p") else 1.0,
         "max_output_tokens": chat.max_output_tokens if chat.HasField("max_output_tokens") else None,
-        "parallel_tool_calls": chat.parallel_tool_calls if chat.HasField("parallel_tool_calls") else True,
+        "parallel_tool_calls": chat.parallel_tool_calls
+        if chat.HasField("parallel_tool_calls")
+        else True,
     }
 
 
@@ -205,7 +239,8 @@ def _add_item(out: list[pb.Message], item: Mapping[str, Any], param: str) -> Non
     elif kind == "item_reference":
         raise f.unsupported(
             f"{param}.type",
-            _NOT_STORED + "item references cannot be resolved. Send every item inline (store: false).",
+            _NOT_STORED
+            + "item references cannot be resolved. Send every item inline (store: false).",
         )
     else:
         raise f.unsupported(
@@ -226,7 +261,9 @@ def _message(item: Mapping[str, Any], param: str) -> pb.Message:
         message.content.append(common.text_part(content))
         return message
     for j, part in enumerate(f.array(content, f"{param}.content")):
-        message.content.append(_part(f.obj(part, f"{param}.content[{j}]"), role, f"{param}.content[{j}]"))
+        message.content.append(
+            _part(f.obj(part, f"{param}.content[{j}]"), role, f"{param}.content[{j}]")
+        )
     return message
 
 
@@ -239,14 +276,24 @@ def _part(part: Mapping[str, Any], role: str, param: str) -> pb.ContentPart:
     allowed = _OUTPUT_PARTS if role == "assistant" else _INPUT_PARTS
     if kind not in allowed:
         if kind in ("input_file", "input_audio"):
-            raise f.unsupported(f"{param}.type", f"Content parts of type '{kind}' are not supported.")
-        raise f.invalid_value(f"{param}.type", f"a {role} message takes parts of type {', '.join(allowed)}.")
+            raise f.unsupported(
+                f"{param}.type", f"Content parts of type '{kind}' are not supported."
+            )
+        raise f.invalid_value(
+            f"{param}.type", f"a {role} message takes parts of type {', '.join(allowed)}."
+        )
     if kind == "input_image":
         if part.get("file_id") is not None:
-            raise f.unsupported(f"{param}.file_id", "Images by file_id need the Files API; send image_url.")
-        return common.image_part(f.required(part, "image_url", f"{param}.image_url"), part.get("detail"), param)
+            raise f.unsupported(
+                f"{param}.file_id", "Images by file_id need the Files API; send image_url."
+            )
+        return common.image_part(
+            f.required(part, "image_url", f"{param}.image_url"), part.get("detail"), param
+        )
     if kind == "refusal":
-        return pb.ContentPart(refusal=f.string(f.required(part, "refusal", f"{param}.refusal"), f"{param}.refusal"))
+        return pb.ContentPart(
+            refusal=f.string(f.required(part, "refusal", f"{param}.refusal"), f"{param}.refusal")
+        )
     return common.text_part(f.string(f.required(part, "text", f"{param}.text"), f"{param}.text"))
 
 
@@ -254,7 +301,9 @@ def _add_function_call(out: list[pb.Message], item: Mapping[str, Any], param: st
     call = pb.ToolCall(
         id=f.string(f.required(item, "call_id", f"{param}.call_id"), f"{param}.call_id"),
         name=f.string(f.required(item, "name", f"{param}.name"), f"{param}.name"),
-        arguments=f.string(f.required(item, "arguments", f"{param}.arguments"), f"{param}.arguments"),
+        arguments=f.string(
+            f.required(item, "arguments", f"{param}.arguments"), f"{param}.arguments"
+        ),
     )
     # Consecutive calls (and the assistant text right before them) form one assistant turn.
     if out and out[-1].role == pb.ROLE_ASSISTANT:
@@ -271,7 +320,9 @@ def _function_call_output(item: Mapping[str, Any], param: str) -> pb.Message:
         message.content.append(common.text_part(output))
         return message
     for j, part in enumerate(f.array(output, f"{param}.output")):
-        message.content.append(_part(f.obj(part, f"{param}.output[{j}]"), "tool", f"{param}.output[{j}]"))
+        message.content.append(
+            _part(f.obj(part, f"{param}.output[{j}]"), "tool", f"{param}.output[{j}]")
+        )
     return message
 
 
@@ -294,7 +345,11 @@ def _tools(value: object) -> list[pb.Tool]:
         name = f.required(tool, "name", f"tools[{i}].name")
         tools.append(
             common.function_tool(
-                name, tool.get("description"), tool.get("parameters"), tool.get("strict"), f"tools[{i}]"
+                name,
+                tool.get("description"),
+                tool.get("parameters"),
+                tool.get("strict"),
+                f"tools[{i}]",
             )
         )
     return tools
@@ -323,13 +378,27 @@ def _tool_choice(value: object, tools: list[pb.Tool], chat: pb.ChatRequest) -> A
     choice = f.obj(value, "tool_choice")
     kind = choice.get("type")
     if kind == "function":
-        chat.tool_choice.CopyFrom(common.named_tool_choice(choice.get("name"), tools, "tool_choice.name"))
+        chat.tool_choice.CopyFrom(
+            common.named_tool_choice(choice.get("name"), tools, "tool_choice.name")
+        )
         return {"type": "function", "name": chat.tool_choice.function_name}
     if kind == "allowed_tools":
-        names = [_allowed_name(t, f"tool_choice.tools[{i}]") for i, t in enumerate(f.array(choice.get("tools"), "tool_choice.tools"))]
-        chat.tool_choice.CopyFrom(common.allowed_tool_choice(choice.get("mode"), names, tools, "tool_choice"))
-        return {"type": "allowed_tools", "mode": choice["mode"], "tools": [{"type": "function", "name": n} for n in names]}
-    raise f.unsupported("tool_choice.type", f"tool_choice of type '{kind}' is not supported: only function tools exist here.")
+        names = [
+            _allowed_name(t, f"tool_choice.tools[{i}]")
+            for i, t in enumerate(f.array(choice.get("tools"), "tool_choice.tools"))
+        ]
+        chat.tool_choice.CopyFrom(
+            common.allowed_tool_choice(choice.get("mode"), names, tools, "tool_choice")
+        )
+        return {
+            "type": "allowed_tools",
+            "mode": choice["mode"],
+            "tools": [{"type": "function", "name": n} for n in names],
+        }
+    raise f.unsupported(
+        "tool_choice.type",
+        f"tool_choice of type '{kind}' is not supported: only function tools exist here.",
+    )
 
 
 def _allowed_name(tool: object, param: str) -> str:
@@ -347,13 +416,19 @@ def _text_format(body: Mapping[str, Any], chat: pb.ChatRequest) -> dict[str, Any
     text = f.obj(body.get("text") or {}, "text")
     f.check_keys(text, frozenset({"format", "verbosity"}), "text")
     if text.get("verbosity") not in (None, "medium"):
-        raise f.unsupported("text.verbosity", "Verbosity cannot be honoured by this backend; leave it out.")
+        raise f.unsupported(
+            "text.verbosity", "Verbosity cannot be honoured by this backend; leave it out."
+        )
     fmt = _format(text["format"], "text.format") if text.get("format") is not None else None
     legacy = body.get("response_format")
     if legacy is not None:
-        legacy_fmt = _format(_flatten_response_format(f.obj(legacy, "response_format")), "response_format")
+        legacy_fmt = _format(
+            _flatten_response_format(f.obj(legacy, "response_format")), "response_format"
+        )
         if fmt is not None and fmt != legacy_fmt:
-            raise f.invalid_value("response_format", "it disagrees with text.format; send only one.")
+            raise f.invalid_value(
+                "response_format", "it disagrees with text.format; send only one."
+            )
         fmt = legacy_fmt
     fmt = fmt or {"type": "text"}
     if fmt["type"] == "json_schema":
@@ -390,4 +465,6 @@ def _format(value: object, param: str) -> dict[str, Any]:
 
 
 def bad_json(message: str) -> InvalidRequest:
-    return InvalidRequest(f"We could not parse the JSON body of your request. ({message})", code="invalid_json")
+    return InvalidRequest(
+        f"We could not parse the JSON body of your request. ({message})", code="invalid_json"
+    )

@@ -28,7 +28,10 @@ INCOMPLETE_REASONS: dict[int, str | None] = {
 def usage_dict(usage: pb.Usage) -> dict[str, Any]:
     return {
         "input_tokens": usage.input_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cached_input_tokens, "cache_write_tokens": 0},
+        "input_tokens_details": {
+            "cached_tokens": usage.cached_input_tokens,
+            "cache_write_tokens": 0,
+        },
         "output_tokens": usage.output_tokens,
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "total_tokens": usage.input_tokens + usage.output_tokens,
@@ -169,14 +172,22 @@ class ResponseBuilder:
 
     def _open_message(self) -> list[Event]:
         events = self._close_calls()
-        item = {"id": self._new_id("msg"), "type": "message", "status": "in_progress", "content": [], "role": "assistant"}
+        item = {
+            "id": self._new_id("msg"),
+            "type": "message",
+            "status": "in_progress",
+            "content": [],
+            "role": "assistant",
+        }
         self._message = item
         self._text = []
         self._output.append(item)
         index = len(self._output) - 1
         return [
             *events,
-            self._event("response.output_item.added", output_index=index, item=dict(item, content=[])),
+            self._event(
+                "response.output_item.added", output_index=index, item=dict(item, content=[])
+            ),
             self._event(
                 "response.content_part.added",
                 item_id=item["id"],
@@ -219,7 +230,13 @@ class ResponseBuilder:
             self._calls[delta.index] = item
             self._args[delta.index] = []
             self._output.append(item)
-            events.append(self._event("response.output_item.added", output_index=len(self._output) - 1, item=dict(item)))
+            events.append(
+                self._event(
+                    "response.output_item.added",
+                    output_index=len(self._output) - 1,
+                    item=dict(item),
+                )
+            )
         if delta.arguments:
             self._args[delta.index].append(delta.arguments)
             events.append(
@@ -247,7 +264,9 @@ class ResponseBuilder:
                     arguments=item["arguments"],
                 )
             )
-            events.append(self._event("response.output_item.done", output_index=output_index, item=item))
+            events.append(
+                self._event("response.output_item.done", output_index=output_index, item=item)
+            )
         self._calls.clear()
         self._args.clear()
         return events

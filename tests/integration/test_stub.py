@@ -51,7 +51,8 @@ async def collect(
 
 def test_chat_streams_words_then_finish_and_usage() -> None:
     async def body(stub: stub_server.RunningStub, channel: grpc.aio.Channel) -> None:
-        chunks, error = await collect(channel, chat_request("stub-echo", "hello there  world", "r-1"))
+        request = chat_request("stub-echo", "hello there  world", "r-1")
+        chunks, error = await collect(channel, request)
         assert error is None
         assert [c.text for c in chunks] == ["hello ", "there  ", "world"]
         assert [c.finish_reason for c in chunks] == [0, 0, pb.FINISH_REASON_STOP]
@@ -65,7 +66,11 @@ def test_list_models() -> None:
     async def body(stub: stub_server.RunningStub, channel: grpc.aio.Channel) -> None:
         response = await pb_grpc.ChatServiceStub(channel).ListModels(pb.ListModelsRequest())
         assert [m.id for m in response.models] == [
-            "stub-echo", "stub-fail-before", "stub-fail-mid", "stub-slow"]
+            "stub-echo",
+            "stub-fail-before",
+            "stub-fail-mid",
+            "stub-slow",
+        ]
         assert all(m.owned_by == "runinfra" and m.created > 0 for m in response.models)
 
     run(body)
@@ -76,8 +81,11 @@ def test_list_models() -> None:
     [
         ("nope", grpc.StatusCode.NOT_FOUND, "The model 'nope' does not exist"),
         ("", grpc.StatusCode.INVALID_ARGUMENT, "model is required"),
-        ("stub-fail-before", grpc.StatusCode.UNAVAILABLE,
-         "stub: scripted failure before the first chunk"),
+        (
+            "stub-fail-before",
+            grpc.StatusCode.UNAVAILABLE,
+            "stub: scripted failure before the first chunk",
+        ),
     ],
 )
 def test_errors_before_any_chunk(model: str, code: grpc.StatusCode, details: str) -> None:
@@ -118,8 +126,11 @@ def test_reflection_lists_and_describes_the_service() -> None:
         call = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo()
         await call.write(reflection_pb2.ServerReflectionRequest(list_services=""))
         listed = await call.read()
-        await call.write(reflection_pb2.ServerReflectionRequest(
-            file_containing_symbol="runinfra.chat.v1.ChatService"))
+        await call.write(
+            reflection_pb2.ServerReflectionRequest(
+                file_containing_symbol="runinfra.chat.v1.ChatService"
+            )
+        )
         described = await call.read()
         await call.done_writing()
         assert isinstance(listed, reflection_pb2.ServerReflectionResponse)

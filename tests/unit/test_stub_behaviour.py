@@ -60,7 +60,8 @@ def test_split_words_one_word_per_piece_and_joins_back(reply: str, pieces: list[
 
 
 def test_echoes_last_user_message_one_word_per_chunk() -> None:
-    plan = b.plan(req(user("first turn"), msg(pb.ROLE_ASSISTANT, "ok"), user("Hello,", "big  world")))
+    history = [user("first turn"), msg(pb.ROLE_ASSISTANT, "ok")]
+    plan = b.plan(req(*history, user("Hello,", "big  world")))
     assert texts(plan) == ["Hello, ", "big  ", "world"]
     assert "".join(texts(plan)) == plan.reply == "Hello, big  world"
     assert [c.finish_reason for c in plan.chunks] == [0, 0, pb.FINISH_REASON_STOP]
@@ -79,8 +80,11 @@ def test_role_unspecified_is_a_user() -> None:
 
 
 def test_last_message_tool_result_is_echoed() -> None:
-    tool_msg = pb.Message(role=pb.ROLE_TOOL, tool_call_id="call_stub_0",
-                          content=[pb.ContentPart(text='{"temp":'), pb.ContentPart(text="21}")])
+    tool_msg = pb.Message(
+        role=pb.ROLE_TOOL,
+        tool_call_id="call_stub_0",
+        content=[pb.ContentPart(text='{"temp":'), pb.ContentPart(text="21}")],
+    )
     plan = b.plan(req(user("weather?"), tool_msg))
     assert plan.reply == 'Tool result: {"temp": 21}'
     assert texts(plan) == ["Tool ", "result: ", '{"temp": ', "21}"]
@@ -99,8 +103,11 @@ def test_empty_input_replies_empty_marker(messages: list[pb.Message]) -> None:
 
 
 def test_input_tokens_count_all_messages_but_not_tool_call_arguments() -> None:
-    assistant = pb.Message(role=pb.ROLE_ASSISTANT, content=[pb.ContentPart(text="calling now")],
-                           tool_calls=[pb.ToolCall(id="c", name="f", arguments='{"a": "b c d"}')])
+    assistant = pb.Message(
+        role=pb.ROLE_ASSISTANT,
+        content=[pb.ContentPart(text="calling now")],
+        tool_calls=[pb.ToolCall(id="c", name="f", arguments='{"a": "b c d"}')],
+    )
     tool_msg = msg(pb.ROLE_TOOL, "three word result")
     plan = b.plan(req(msg(pb.ROLE_SYSTEM, "sys prompt"), user("q", None), assistant, tool_msg))
     assert plan.usage == pb.Usage(input_tokens=2 + 2 + 2 + 3, output_tokens=len(plan.chunks))
@@ -176,15 +183,18 @@ def test_no_tool_named_means_text_reply() -> None:
 def test_parallel_calls_in_tools_order() -> None:
     plan = b.plan(req(user("get_time then get_weather"), tools=weather_tools()))
     assert [(c.index, c.id, c.name) for c in plan.tool_calls] == [
-        (0, "call_stub_0", "get_weather"), (1, "call_stub_1", "get_time")]
+        (0, "call_stub_0", "get_weather"),
+        (1, "call_stub_1", "get_time"),
+    ]
     assert [d.index for c in plan.chunks for d in c.tool_calls] == [0, 0, 1, 1]
     assert plan.usage.output_tokens == 4
 
 
 def test_parallel_false_calls_only_first_match() -> None:
-    plan = b.plan(req(user("get_time get_weather"), tools=weather_tools(), parallel_tool_calls=False))
+    both = user("get_time get_weather")
+    plan = b.plan(req(both, tools=weather_tools(), parallel_tool_calls=False))
     assert [c.name for c in plan.tool_calls] == ["get_weather"]
-    plan = b.plan(req(user("get_time get_weather"), tools=weather_tools(), parallel_tool_calls=True))
+    plan = b.plan(req(both, tools=weather_tools(), parallel_tool_calls=True))
     assert len(plan.tool_calls) == 2
 
 
@@ -226,8 +236,14 @@ def test_allowed_names_restrict_auto_matches() -> None:
 
 def test_tool_result_last_stops_the_tool_loop() -> None:
     choice = pb.ToolChoice(mode=pb.TOOL_CHOICE_MODE_REQUIRED)
-    plan = b.plan(req(user("get_weather"), msg(pb.ROLE_TOOL, "sunny"),
-                      tools=weather_tools(), tool_choice=choice))
+    plan = b.plan(
+        req(
+            user("get_weather"),
+            msg(pb.ROLE_TOOL, "sunny"),
+            tools=weather_tools(),
+            tool_choice=choice,
+        )
+    )
     assert plan.tool_calls == () and plan.reply == "Tool result: sunny"
     assert plan.finish_reason == pb.FINISH_REASON_STOP
 
@@ -256,10 +272,15 @@ def test_json_object_reply_echoes_escaped_text() -> None:
 
 
 def test_json_schema_reply_is_minimal_instance() -> None:
-    schema = {"type": "object", "properties": {"n": {"type": "integer"}, "s": {"type": "string"}},
-              "required": ["n", "s"]}
-    fmt = pb.ResponseFormat(type=pb.RESPONSE_FORMAT_TYPE_JSON_SCHEMA,
-                            json_schema=pb.JsonSchema(name="x", schema=json.dumps(schema)))
+    schema = {
+        "type": "object",
+        "properties": {"n": {"type": "integer"}, "s": {"type": "string"}},
+        "required": ["n", "s"],
+    }
+    fmt = pb.ResponseFormat(
+        type=pb.RESPONSE_FORMAT_TYPE_JSON_SCHEMA,
+        json_schema=pb.JsonSchema(name="x", schema=json.dumps(schema)),
+    )
     plan = b.plan(req(user("anything at all"), response_format=fmt))
     assert texts(plan) == ['{"n":0,"s":"stub"}']
     assert plan.finish_reason == pb.FINISH_REASON_STOP
@@ -328,7 +349,10 @@ def test_minimal_instance_resolves_pydantic_style_defs() -> None:
         "$defs": {
             "Unit": {"enum": ["celsius", "fahrenheit"], "title": "Unit", "type": "string"},
             "Place": {
-                "properties": {"city": {"type": "string"}, "zip": {"anyOf": [{"type": "string"}, {"type": "null"}]}},
+                "properties": {
+                    "city": {"type": "string"},
+                    "zip": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+                },
                 "required": ["city"],
                 "type": "object",
             },
@@ -347,19 +371,37 @@ def test_minimal_instance_resolves_pydantic_style_defs() -> None:
 
 def test_minimal_instance_resolves_definitions_and_all_of() -> None:
     schema = {
-        "definitions": {"Base": {"type": "object", "properties": {"id": {"type": "integer"}},
-                                 "required": ["id"]}},
-        "allOf": [{"$ref": "#/definitions/Base"},
-                  {"properties": {"name": {"type": "string"}}, "required": ["name"]}],
+        "definitions": {
+            "Base": {
+                "type": "object",
+                "properties": {"id": {"type": "integer"}},
+                "required": ["id"],
+            }
+        },
+        "allOf": [
+            {"$ref": "#/definitions/Base"},
+            {"properties": {"name": {"type": "string"}}, "required": ["name"]},
+        ],
     }
     assert b.minimal_instance(schema) == {"id": 0, "name": "stub"}
 
 
 @pytest.mark.parametrize(
     "schema",
-    [{"$ref": "#/$defs/Missing"}, {"$ref": "https://example.com/s.json"},
-     {"$defs": {"N": {"type": "object", "properties": {"n": {"$ref": "#/$defs/N"}},
-                      "required": ["n"]}}, "$ref": "#/$defs/N"}],
+    [
+        {"$ref": "#/$defs/Missing"},
+        {"$ref": "https://example.com/s.json"},
+        {
+            "$defs": {
+                "N": {
+                    "type": "object",
+                    "properties": {"n": {"$ref": "#/$defs/N"}},
+                    "required": ["n"],
+                }
+            },
+            "$ref": "#/$defs/N",
+        },
+    ],
     ids=["missing", "remote", "infinite"],
 )
 def test_minimal_instance_rejects_unusable_refs(schema: dict[str, object]) -> None:
@@ -368,6 +410,8 @@ def test_minimal_instance_rejects_unusable_refs(schema: dict[str, object]) -> No
 
 
 def test_minimal_instance_optional_recursive_ref_terminates() -> None:
-    schema = {"$defs": {"N": {"type": "object", "properties": {"next": {"$ref": "#/$defs/N"}}}},
-              "$ref": "#/$defs/N"}
+    schema = {
+        "$defs": {"N": {"type": "object", "properties": {"next": {"$ref": "#/$defs/N"}}}},
+        "$ref": "#/$defs/N",
+    }
     assert b.minimal_instance(schema) == {}

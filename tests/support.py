@@ -1,0 +1,104 @@
+"""Test helpers: strict validation against the SDK's types, servers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import pydantic
+import uvicorn
+from openai.types.responses import Response, ResponseStreamEvent
+
+from backend_stub.server import RunningStub, start
+from gateway.app import create_app
+from gateway.config import Settings
+
+T = TypeVar("T")
+_EVENT = pydantic.TypeAdapter(ResponseStreamEvent)
+
+
+# Keys OpenAI sends that the SDK's types do not declare.
+KNOWN_EXTRAS = {"response": {"store"}}
+
+
+def _no_extras(value: object, path: str) -> None:
+    """The SDK's models accept unknown keys; a strict check must not."""
+    if isinstance(value, pydantic.BaseModel):
+        extra = set(value.__pydantic_extra__ or {}) - KNOWN_EXTRAS.get(
+            path.rsplit(".", 1)[-1], set()
+        )
+        assert not extra, f"{path}: fields unknown to the SDK: {sorted(extra)}"
+        for name in type(value).model_fields:
+            _no_extras(getattr(value, name), f"{path}.{name}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _no_extras(item, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_extras(item, f"{path}.{key}")
+
+
+def strict_event(data: dict[str, Any]) -> Any:
+    """Validate one Responses stream event strictly (types, required fields, no unknown keys)."""
+    event = _EVENT.validate_python(data, strict=True)
+    _no_extras(event, data.get("type", "event"))
+    if "response" in data:
+        strict_response(data["response"])
+    return event
+
+
+def strict_response(data: dict[str, Any]) -> Response:
+    response = Response.model_validate(data, strict=True)
+    _no_extras(response, "response")
+    return response
+
+
+class LoopThread:
+    """An asyncio loop on a background thread, for servers the tests talk to."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        self.loop.close()
+
+
+class Servers:
+    """The stub and the gateway (uvicorn) on 127.0.0.1, sharing one background loop."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.thread = LoopThread()
+        self.stub: RunningStub = self.thread.run(start("127.0.0.1", 0))
+        self.settings = Settings(backend=f"127.0.0.1:{self.stub.port}", **settings)
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(create_app(self.settings), log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self._serving = asyncio.run_coroutine_threadsafe(
+            self.server.serve([sock]), self.thread.loop
+        )
+        self._sock = sock
+        for _ in range(200):
+            if self.server.started or self._serving.done():
+                break
+            threading.Event().wait(0.02)
+        assert self.server.started, "gateway did not start"
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self._serving.result(10)
+        self.thread.run(self.stub.stop(0))
+        self.thread.close()
+        self._sock.close()
