@@ -59,5 +59,7 @@ def test_breaking_against_previous_commit() -> None:
     if head.returncode != 0 or not head.stdout.strip():
         pytest.skip("no earlier commit of protos/ to compare with")
     against = f".git#ref={head.stdout.strip()}"
-    result = subprocess.run([buf(), "breaking", "--against", against], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [buf(), "breaking", "--against", against], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr

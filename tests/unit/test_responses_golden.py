@@ -42,7 +42,9 @@ def load_chunks(case: Path, chat: pb.ChatRequest, update: bool) -> list[dict[str
     return json.loads(path.read_text())  # type: ignore[no-any-return]
 
 
-def run_builder(echo: dict[str, Any], chunks: list[dict[str, Any]]) -> tuple[list[Event], ResponseBuilder]:
+def run_builder(
+    echo: dict[str, Any], chunks: list[dict[str, Any]]
+) -> tuple[list[Event], ResponseBuilder]:
     builder = ResponseBuilder(
         echo, response_id="resp_0000", created_at=1_700_000_000, new_id=counter_ids(),
         completed_at=lambda: 1_700_000_001,
