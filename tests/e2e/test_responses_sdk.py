@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -220,3 +221,42 @@ def test_every_error_is_openai_shaped(servers: Servers) -> None:
             assert set(error) == {"message", "type", "param", "code"}
             assert error["code"] is None or isinstance(error["code"], str)
             assert r.headers["x-request-id"].startswith("req_")
+
+
+WIRE_BODIES = {
+    "text": {"input": "plain text reply"},
+    "truncated": {"input": "a b c d", "max_output_tokens": 1},
+    "tools": {
+        "input": "call alpha and beta",
+        "tools": [
+            {
+                "type": "function",
+                "name": "alpha",
+                "parameters": {"type": "object", "properties": {}},
+            },
+            {"type": "function", "name": "beta", "parameters": {"type": "object"}},
+        ],
+    },
+    "json_schema": {
+        "input": "x",
+        "text": {"format": {"type": "json_schema", "name": "n", "schema": {"type": "object"}}},
+    },
+}
+
+
+@pytest.mark.parametrize("case", sorted(WIRE_BODIES))
+def test_wire_events_are_strictly_valid(servers: Servers, case: str) -> None:
+    """Every frame on the wire, event line and data, validated strictly (the SDK is lenient)."""
+    body = {"model": "stub-echo", "stream": True, **WIRE_BODIES[case]}
+    with httpx.Client(base_url=servers.url, timeout=10) as http:
+        text = http.post("/v1/responses", json=body).text
+    frames = [f for f in text.split("\n\n") if f]
+    for frame in frames:
+        event_line, data_line = frame.split("\n")
+        data = json.loads(data_line.removeprefix("data: "))
+        assert event_line == f"event: {data['type']}"
+        strict_event(data)
+    assert json.loads(frames[-1].split("data: ")[1])["type"] in (
+        "response.completed",
+        "response.incomplete",
+    )
