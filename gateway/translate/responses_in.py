@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.errors import InvalidRequest
+import orjson
+
 from gateway.pb import chat_service_pb2 as pb
 from gateway.translate import common
 from gateway.translate import fields as f
@@ -121,10 +122,11 @@ IGNORED: dict[str, str] = {
 MAPPED = frozenset(
     {
         "model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "stream",
-        "tools", "tool_choice", "parallel_tool_calls", "text", "response_format", "metadata",
+        "tools", "tool_choice", "parallel_tool_calls", "text", "response_format",
     }
 )  # fmt: skip
-FIELDS = MAPPED | REJECTED.keys() | IGNORED.keys()
+ECHOED = frozenset({"metadata"})  # repeated in the envelope, not sent to the backend
+FIELDS = MAPPED | ECHOED | REJECTED.keys() | IGNORED.keys()
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,8 +358,6 @@ def _tools(value: object) -> list[pb.Tool]:
 
 
 def _echo_tool(tool: pb.Tool) -> dict[str, Any]:
-    import orjson
-
     return {
         "type": "function",
         "name": tool.name,
@@ -462,9 +462,3 @@ def _format(value: object, param: str) -> dict[str, Any]:
         out["description"] = fmt["description"]
     out["strict"] = fmt.get("strict")
     return out
-
-
-def bad_json(message: str) -> InvalidRequest:
-    return InvalidRequest(
-        f"We could not parse the JSON body of your request. ({message})", code="invalid_json"
-    )

@@ -1,0 +1,121 @@
+"""The README's request-field tables, proved row by row against the translators."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.errors import InvalidRequest
+from gateway.pb import chat_service_pb2 as pb
+from gateway.translate import responses_in
+from gateway.translate.responses_in import ResponsesRequest
+
+README = Path(__file__).resolve().parent.parent.parent / "README.md"
+
+
+def table(name: str) -> dict[str, str]:
+    """field -> treatment, from the README table between <!-- fields:NAME --> markers."""
+    text = README.read_text()
+    body = text.split(f"<!-- fields:{name} -->")[1].split("<!-- /fields -->")[0]
+    rows = re.findall(r"^\| `([a-z_]+)` \| (\w+) \|", body, re.MULTILINE)
+    return dict(rows)
+
+
+RESPONSES = table("responses")
+BASE: dict[str, Any] = {"model": "stub-echo", "input": "hello"}
+TOOL = {"type": "function", "name": "f", "parameters": {"type": "object"}}
+Check = Callable[[ResponsesRequest], bool]
+
+# mapped / echoed: a value, and what it must become.
+MAPPED: dict[str, tuple[Any, Check]] = {
+    "model": ("stub-slow", lambda r: r.chat.model == "stub-slow"),
+    "input": ("hi there", lambda r: r.chat.messages[-1].content[0].text == "hi there"),
+    "instructions": ("brief", lambda r: r.chat.messages[0].role == pb.ROLE_SYSTEM),
+    "max_output_tokens": (5, lambda r: r.chat.max_output_tokens == 5),
+    "temperature": (0.3, lambda r: r.chat.temperature == 0.3),
+    "top_p": (0.4, lambda r: r.chat.top_p == 0.4),
+    "stream": (True, lambda r: r.stream),
+    "tools": ([TOOL], lambda r: [t.name for t in r.chat.tools] == ["f"]),
+    "tool_choice": ("required", lambda r: r.chat.tool_choice.mode == pb.TOOL_CHOICE_MODE_REQUIRED),
+    "parallel_tool_calls": (
+        False,
+        lambda r: r.chat.HasField("parallel_tool_calls") and not r.chat.parallel_tool_calls,
+    ),
+    "text": (
+        {"format": {"type": "json_object"}},
+        lambda r: r.chat.response_format.type == pb.RESPONSE_FORMAT_TYPE_JSON_OBJECT,
+    ),
+    "response_format": (
+        {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}},
+        lambda r: r.chat.response_format.json_schema.name == "x",
+    ),
+    "metadata": ({"k": "v"}, lambda r: r.echo["metadata"] == {"k": "v"}),
+}
+# ignored: a realistic value that must change nothing sent to the backend.
+IGNORED: dict[str, Any] = {
+    "max_tool_calls": 3,
+    "user": "user-1",
+    "safety_identifier": "sid-1",
+    "prompt_cache_key": "k",
+    "prompt_cache_retention": "24h",
+    "prompt_cache_options": {"ttl": "1h"},
+    "stream_options": {"include_obfuscation": False},
+}
+# rejected: a real value (400 naming the field); null is accepted.
+REJECTED: dict[str, Any] = {
+    "store": True,
+    "previous_response_id": "resp_123",
+    "conversation": "conv_123",
+    "background": True,
+    "prompt": {"id": "pmpt_123"},
+    "include": ["message.output_text.logprobs"],
+    "reasoning": {"effort": "high"},
+    "context_management": [{"type": "compaction"}],
+    "moderation": {"model": "omni-moderation-latest"},
+    "top_logprobs": 5,
+    "truncation": "auto",
+    "service_tier": "priority",
+}
+
+
+def parse(**extra: Any) -> ResponsesRequest:
+    return responses_in.parse({**BASE, **extra}, "stub-echo")
+
+
+def test_table_lists_every_field_once() -> None:
+    assert set(RESPONSES) == responses_in.FIELDS
+    treatments = {"mapped", "echoed", "ignored", "rejected"}
+    assert set(RESPONSES.values()) <= treatments
+    expected = set(MAPPED) | set(IGNORED) | set(REJECTED)
+    assert set(RESPONSES) == expected, "every row needs a sample in this test"
+
+
+@pytest.mark.parametrize(
+    "field", sorted(f for f, t in RESPONSES.items() if t in ("mapped", "echoed"))
+)
+def test_mapped_row(field: str) -> None:
+    value, check = MAPPED[field]
+    assert check(parse(**{field: value}))
+
+
+@pytest.mark.parametrize("field", sorted(f for f, t in RESPONSES.items() if t == "ignored"))
+def test_ignored_row(field: str) -> None:
+    assert parse(**{field: IGNORED[field]}).chat == parse().chat
+
+
+@pytest.mark.parametrize("field", sorted(f for f, t in RESPONSES.items() if t == "rejected"))
+def test_rejected_row(field: str) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        parse(**{field: REJECTED[field]})
+    assert info.value.param == field
+    assert parse(**{field: None}).chat == parse().chat
+
+
+def test_unknown_field_is_rejected() -> None:
+    with pytest.raises(InvalidRequest) as info:
+        parse(frobnicate=1)
+    assert (info.value.param, info.value.code) == ("frobnicate", "unknown_parameter")
