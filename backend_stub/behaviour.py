@@ -22,11 +22,15 @@ ECHO = "stub-echo"
 FAIL_BEFORE = "stub-fail-before"
 FAIL_MID = "stub-fail-mid"
 SLOW = "stub-slow"
-MODEL_IDS: tuple[str, ...] = (ECHO, FAIL_BEFORE, FAIL_MID, SLOW)
+FAIL_ONCE = "stub-fail-once"  # UNAVAILABLE on the first call of each request id
+RATE_LIMITED = "stub-rate-limited"  # RESOURCE_EXHAUSTED before any chunk
+MODEL_IDS: tuple[str, ...] = (ECHO, FAIL_BEFORE, FAIL_MID, SLOW, FAIL_ONCE, RATE_LIMITED)
 FAIL_MID_AFTER = 2
 SLOW_DELAY = 0.05
 FAIL_BEFORE_MESSAGE = "stub: scripted failure before the first chunk"
 FAIL_MID_MESSAGE = "stub: scripted failure in the middle of the stream"
+FAIL_ONCE_MESSAGE = "stub: scripted failure of the first attempt"
+RATE_LIMITED_MESSAGE = "stub: scripted rate limit"
 EMPTY_REPLY = "(empty)"
 _WORD = re.compile(r"\s*\S+\s*")
 

@@ -48,6 +48,7 @@ class StubChatService(pb_grpc.ChatServiceServicer):
         self.chunk_delay = chunk_delay
         self.calls: list[pb.ChatRequest] = []
         self.cancelled: list[str] = []
+        self._failed_once: set[str] = set()  # request ids that stub-fail-once has failed
         self._cond = threading.Condition()
 
     def wait_cancelled(self, request_id: str, timeout: float) -> bool:
@@ -62,6 +63,13 @@ class StubChatService(pb_grpc.ChatServiceServicer):
             if cancelled is not None:
                 self.cancelled.append(cancelled)
                 self._cond.notify_all()
+
+    def _fails_now(self, model: str, request_id: str) -> bool:
+        """stub-fail-once: fail the first attempt of each request id, serve the retries."""
+        if model != behaviour.FAIL_ONCE or request_id in self._failed_once:
+            return False
+        self._failed_once.add(request_id)
+        return True
 
     def _delay(self, model: str) -> float:
         return self.chunk_delay + (behaviour.SLOW_DELAY if model == behaviour.SLOW else 0.0)
@@ -84,9 +92,19 @@ class StubChatService(pb_grpc.ChatServiceServicer):
             except behaviour.RequestError as exc:
                 status = exc.kind
                 await context.abort(_STATUS_CODES[exc.kind], exc.message)
-            if model == behaviour.FAIL_BEFORE:
+            if model == behaviour.FAIL_BEFORE or self._fails_now(model, rid):
                 status = "unavailable"
-                await context.abort(grpc.StatusCode.UNAVAILABLE, behaviour.FAIL_BEFORE_MESSAGE)
+                message = (
+                    behaviour.FAIL_ONCE_MESSAGE
+                    if model == behaviour.FAIL_ONCE
+                    else behaviour.FAIL_BEFORE_MESSAGE
+                )
+                await context.abort(grpc.StatusCode.UNAVAILABLE, message)
+            if model == behaviour.RATE_LIMITED:
+                status = "resource_exhausted"
+                await context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED, behaviour.RATE_LIMITED_MESSAGE
+                )
             for chunk in _scripted_chunks(model, plan):
                 if (delay := self._delay(model)) > 0:
                     await asyncio.sleep(delay)

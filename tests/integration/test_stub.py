@@ -70,6 +70,8 @@ def test_list_models() -> None:
             "stub-fail-before",
             "stub-fail-mid",
             "stub-slow",
+            "stub-fail-once",
+            "stub-rate-limited",
         ]
         assert all(m.owned_by == "runinfra" and m.created > 0 for m in response.models)
 
@@ -172,3 +174,29 @@ def test_chunk_delay_applies_to_every_chunk() -> None:
         assert loop.time() - started >= 4 * 0.03
 
     run(body, chunk_delay=0.03)
+
+
+def test_fail_once_fails_each_request_id_once() -> None:
+    async def body(stub: stub_server.RunningStub, channel: grpc.aio.Channel) -> None:
+        client = pb_grpc.ChatServiceStub(channel)
+        request = pb.ChatRequest(
+            model="stub-fail-once",
+            request_id="req_once",
+            messages=[pb.Message(role=pb.ROLE_USER, content=[pb.ContentPart(text="hi there")])],
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            [c async for c in client.Chat(request)]
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "".join([c.text async for c in client.Chat(request)]) == "hi there"
+
+    run(body)
+
+
+def test_rate_limited_model() -> None:
+    async def body(stub: stub_server.RunningStub, channel: grpc.aio.Channel) -> None:
+        request = pb.ChatRequest(model="stub-rate-limited", messages=[pb.Message(role=pb.ROLE_USER)])
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            [c async for c in pb_grpc.ChatServiceStub(channel).Chat(request)]
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    run(body)

@@ -149,7 +149,9 @@ def test_unknown_and_empty_model_rejected() -> None:
 
 def test_list_models() -> None:
     models = b.list_models().models
-    assert [m.id for m in models] == ["stub-echo", "stub-fail-before", "stub-fail-mid", "stub-slow"]
+    assert [m.id for m in models] == [
+        "stub-echo", "stub-fail-before", "stub-fail-mid", "stub-slow", "stub-fail-once", "stub-rate-limited",
+    ]  # fmt: skip
     assert {(m.owned_by, m.created) for m in models} == {("runinfra", b.CREATED)}
 
 
