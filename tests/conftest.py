@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import Servers
+from tests.support import RedisServer, Servers
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -16,3 +16,10 @@ def servers() -> Iterator[Servers]:
     s = Servers()
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    yield server
+    server.close()

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import socket
+import subprocess
 import threading
+import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import pydantic
+import pytest
 import uvicorn
+from openai.types import Model
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response, ResponseStreamEvent
 
 from backend_stub.server import RunningStub, start
@@ -58,6 +65,27 @@ def strict_response(data: dict[str, Any]) -> Response:
     return response
 
 
+def strict_chat_completion(data: dict[str, Any]) -> ChatCompletion:
+    """Validate a chat.completion body strictly (types, required fields, no unknown keys)."""
+    completion = ChatCompletion.model_validate(data, strict=True)
+    _no_extras(completion, "chat.completion")
+    return completion
+
+
+def strict_chat_chunk(data: dict[str, Any]) -> ChatCompletionChunk:
+    """Validate one chat.completion.chunk strictly."""
+    chunk = ChatCompletionChunk.model_validate(data, strict=True)
+    _no_extras(chunk, "chat.completion.chunk")
+    return chunk
+
+
+def strict_model(data: dict[str, Any]) -> Model:
+    """Validate one model object strictly."""
+    model = Model.model_validate(data, strict=True)
+    _no_extras(model, "model")
+    return model
+
+
 class LoopThread:
     """An asyncio loop on a background thread, for servers the tests talk to."""
 
@@ -104,3 +132,49 @@ class Servers:
         self.thread.run(self.stub.stop(0))
         self.thread.close()
         self._sock.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A real redis-server on 127.0.0.1, for the tests that need shared state."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            message = "redis-server is not installed (apt-get install -y redis-server)"
+            if os.environ.get("CI"):
+                raise RuntimeError(message)  # CI installs it: never skip there
+            pytest.skip(message)
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        for _ in range(100):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        self.close()
+        raise RuntimeError("redis-server did not start")
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(5)

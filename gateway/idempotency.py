@@ -1,0 +1,136 @@
+"""Replay-safe retries: the Idempotency-Key stores (in-memory and Redis) behind one interface.
+
+Semantics follow the IETF idempotency-key draft: the first request with a key
+claims it and runs; a retry with the same key and body gets the stored result;
+the same key with another body is a mismatch (422); a retry while the first
+still runs is a conflict (409). Callers scope keys (tenant, route) before use.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+
+class Claim(enum.Enum):
+    NEW = "new"  # the caller runs the request, then complete()s or release()s the key
+    REPLAY = "replay"  # a stored result is returned
+    MISMATCH = "mismatch"  # same key, different request body
+    IN_PROGRESS = "in_progress"  # the first request is still running
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A completed response, as it will be replayed."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    request_id: str
+
+    def to_json(self, fingerprint: str) -> bytes:
+        return orjson.dumps(
+            {
+                "fp": fingerprint,
+                "status": self.status,
+                "headers": self.headers,
+                "body": base64.b64encode(self.body).decode(),
+                "request_id": self.request_id,
+            }
+        )
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> Stored:
+        return Stored(
+            data["status"], data["headers"], base64.b64decode(data["body"]), data["request_id"]
+        )
+
+
+class IdempotencyStore(Protocol):
+    async def claim(self, key: str, fingerprint: str) -> tuple[Claim, Stored | None]: ...
+    async def complete(self, key: str, fingerprint: str, result: Stored) -> None: ...
+    async def release(self, key: str) -> None: ...
+    async def close(self) -> None: ...
+
+
+class MemoryStore:
+    """One process: an LRU-bounded dict with per-entry expiry."""
+
+    def __init__(self, *, ttl: float, running_ttl: float, max_entries: int = 10_000) -> None:
+        self._ttl = ttl
+        self._running_ttl = running_ttl
+        self._max = max_entries
+        # key -> (expires_at, fingerprint, result or None while running)
+        self._entries: OrderedDict[str, tuple[float, str, Stored | None]] = OrderedDict()
+
+    async def claim(self, key: str, fingerprint: str) -> tuple[Claim, Stored | None]:
+        now = time.monotonic()
+        entry = self._entries.get(key)
+        if entry is None or entry[0] <= now:
+            self._entries[key] = (now + self._running_ttl, fingerprint, None)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+            return Claim.NEW, None
+        _, stored_fp, result = entry
+        if stored_fp != fingerprint:
+            return Claim.MISMATCH, None
+        if result is None:
+            return Claim.IN_PROGRESS, None
+        return Claim.REPLAY, result
+
+    async def complete(self, key: str, fingerprint: str, result: Stored) -> None:
+        self._entries[key] = (time.monotonic() + self._ttl, fingerprint, result)
+        self._entries.move_to_end(key)
+
+    async def release(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+    async def close(self) -> None:
+        self._entries.clear()
+
+
+class RedisStore:
+    """Several gateway processes or hosts: one Redis, SET NX for the claim, PX for expiry."""
+
+    def __init__(
+        self, url: str, *, ttl: float, running_ttl: float, prefix: str = "gw:idem:"
+    ) -> None:
+        import redis.asyncio as redis  # only needed when this store is configured
+
+        self._redis = redis.Redis.from_url(url)
+        self._ttl_ms = int(ttl * 1000)
+        self._running_ms = int(running_ttl * 1000)
+        self._prefix = prefix
+
+    async def claim(self, key: str, fingerprint: str) -> tuple[Claim, Stored | None]:
+        name = self._prefix + key
+        running = orjson.dumps({"fp": fingerprint})
+        for _ in range(3):  # the entry may expire between SET NX and GET
+            if await self._redis.set(name, running, nx=True, px=self._running_ms):
+                return Claim.NEW, None
+            raw = await self._redis.get(name)
+            if raw is None:
+                continue
+            data = orjson.loads(raw)
+            if data["fp"] != fingerprint:
+                return Claim.MISMATCH, None
+            if "status" not in data:
+                return Claim.IN_PROGRESS, None
+            return Claim.REPLAY, Stored.from_json(data)
+        return Claim.IN_PROGRESS, None
+
+    async def complete(self, key: str, fingerprint: str, result: Stored) -> None:
+        await self._redis.set(self._prefix + key, result.to_json(fingerprint), px=self._ttl_ms)
+
+    async def release(self, key: str) -> None:
+        await self._redis.delete(self._prefix + key)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
