@@ -194,7 +194,9 @@ def test_fail_once_fails_each_request_id_once() -> None:
 
 def test_rate_limited_model() -> None:
     async def body(stub: stub_server.RunningStub, channel: grpc.aio.Channel) -> None:
-        request = pb.ChatRequest(model="stub-rate-limited", messages=[pb.Message(role=pb.ROLE_USER)])
+        request = pb.ChatRequest(
+            model="stub-rate-limited", messages=[pb.Message(role=pb.ROLE_USER)]
+        )
         with pytest.raises(grpc.aio.AioRpcError) as info:
             [c async for c in pb_grpc.ChatServiceStub(channel).Chat(request)]
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
