@@ -14,10 +14,11 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway.backend import ChatBackend
 from gateway.config import Settings
-from gateway.errors import BackendError, GatewayError, InvalidRequest
+from gateway.errors import BackendError, GatewayError, InvalidRequest, NotFound, internal_error
 from gateway.pb import chat_service_pb2 as pb
-from gateway.sse import encode_event
-from gateway.translate import responses_in
+from gateway.sse import DONE, encode_data, encode_event
+from gateway.translate import chat_in, models_out, responses_in
+from gateway.translate.chat_out import ChatCompletionBuilder, Chunk
 from gateway.translate.responses_out import Event, ResponseBuilder
 
 log = logging.getLogger("gateway")
@@ -85,8 +86,12 @@ async def create_response(request: Request) -> Response:
         return JSONResponse(builder.response())
     # Wait for the first chunk before sending headers: an early failure is a real HTTP status.
     first = await anext(chunks, None)
+    return _event_stream(_stream(builder, first, chunks))
+
+
+def _event_stream(body: AsyncIterator[bytes]) -> StreamingResponse:
     return StreamingResponse(
-        _stream(builder, first, chunks),
+        body,
         media_type="text/event-stream",
         headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
     )
@@ -129,3 +134,81 @@ async def not_stored(request: Request) -> Response:
         param="response_id",
         code="response_not_found",
     )
+
+
+async def create_chat_completion(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    backend: ChatBackend = request.app.state.backend
+    parsed = chat_in.parse(await read_json(request, settings), settings.default_model)
+    request_id: str = request.state.request_id
+    parsed.chat.request_id = request_id
+    builder = ChatCompletionBuilder(
+        model=parsed.chat.model,
+        completion_id=f"chatcmpl-{secrets.token_hex(16)}",
+        created=int(time.time()),
+        new_id=new_id,
+        include_usage=parsed.include_usage,
+    )
+    chunks = backend.chat(parsed.chat, request_id=request_id, timeout=settings.request_timeout)
+    if not parsed.stream:
+        async for chunk in chunks:
+            builder.add(chunk)
+        return JSONResponse(builder.completion())
+    # Wait for the first chunk before sending headers: an early failure is a real HTTP status.
+    first = await anext(chunks, None)
+    return _event_stream(_chat_stream(builder, first, chunks))
+
+
+async def _chat_stream(
+    builder: ChatCompletionBuilder,
+    first: pb.ChatChunk | None,
+    chunks: AsyncIterator[pb.ChatChunk],
+) -> AsyncIterator[bytes]:
+    """Chunks as `data:` frames, then `data: [DONE]`.
+
+    A failure after the headers ends the stream with one `data: {"error": {...}}` frame
+    (the OpenAI error shape, which the SDK raises as APIError) and no [DONE], as OpenAI
+    does: [DONE] means the completion is whole, so a client that reads until [DONE]
+    must not mistake a broken stream for a finished one.
+    """
+    try:
+        if first is not None:
+            yield _data_frames(builder.add(first))
+        async for chunk in chunks:
+            if frames := builder.add(chunk):
+                yield _data_frames(frames)
+        yield _data_frames(builder.finish()) + DONE
+    except BackendError as exc:
+        yield encode_data(exc.body())
+    except Exception:
+        log.exception("stream failed")
+        yield encode_data(internal_error().body())
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
+
+
+def _data_frames(frames: list[Chunk]) -> bytes:
+    return b"".join(encode_data(f) for f in frames)
+
+
+async def list_models(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    backend: ChatBackend = request.app.state.backend
+    models = await backend.list_models(timeout=settings.request_timeout)
+    return JSONResponse(models_out.model_list(models))
+
+
+async def retrieve_model(request: Request) -> Response:
+    """GET /v1/models/{model_id}; `default` is the configured default model."""
+    settings: Settings = request.app.state.settings
+    backend: ChatBackend = request.app.state.backend
+    model_id: str = request.path_params["model_id"]
+    wanted = settings.default_model if model_id == "default" else model_id
+    model = models_out.find(await backend.list_models(timeout=settings.request_timeout), wanted)
+    if model is None:
+        raise NotFound(
+            f"The model '{model_id}' does not exist: GET /v1/models lists the models served here.",
+            param="model",
+            code="model_not_found",
+        )
+    return JSONResponse(models_out.model_dict(model))

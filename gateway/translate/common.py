@@ -29,13 +29,27 @@ def text_part(text: str) -> pb.ContentPart:
 
 def image_part(url: object, detail: object, param: str) -> pb.ContentPart:
     """An image given by an https URL or a data URL."""
-    url = f.string(url, f"{param}.image_url")
+    return image(url, detail, url_param=f"{param}.image_url", detail_param=f"{param}.detail")
+
+
+def image(url: object, detail: object, *, url_param: str, detail_param: str) -> pb.ContentPart:
+    """An image part; the params name where the URL and the detail sit in the request."""
+    url = f.string(url, url_param)
     if not url.startswith(("https://", "http://", "data:image/")):
         raise f.invalid_value(
-            f"{param}.image_url", "expected an https URL or a data URL (data:image/...;base64,...)."
+            url_param, "expected an https URL or a data URL (data:image/...;base64,...)."
         )
-    level = f.choice("auto" if detail is None else detail, f"{param}.detail", tuple(DETAILS))
+    level = f.choice("auto" if detail is None else detail, detail_param, tuple(DETAILS))
     return pb.ContentPart(image=pb.Image(url=url, detail=DETAILS[level]))
+
+
+def model(value: object, default_model: str) -> str:
+    """The requested model; "default" (or "") resolves to the configured default model."""
+    name = f.string(value, "model")
+    resolved = default_model if name in ("default", "") and default_model else name
+    if not resolved:
+        raise f.missing("model")
+    return resolved
 
 
 def json_text(value: object, param: str) -> str:

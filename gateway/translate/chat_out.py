@@ -1,0 +1,183 @@
+"""ChatChunk stream -> chat.completion.chunk frames, and the chat.completion envelope.
+
+One ChatCompletionBuilder per request folds the chunks. `add` and `finish`
+return the chunk objects to stream (dicts, no I/O); `completion()` is the
+non-streaming body, folded from the same state, so the two cannot differ. Ids
+and the clock are injected, so the output is deterministic under test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from gateway.pb import chat_service_pb2 as pb
+
+Chunk = dict[str, Any]
+
+# FinishReason -> choices[].finish_reason. A stream that ends without a reason
+# (or with one this gateway does not know yet) ended normally.
+FINISH_REASONS: dict[int, str] = {
+    pb.FINISH_REASON_UNSPECIFIED: "stop",
+    pb.FINISH_REASON_STOP: "stop",
+    pb.FINISH_REASON_LENGTH: "length",
+    pb.FINISH_REASON_TOOL_CALLS: "tool_calls",
+    pb.FINISH_REASON_CONTENT_FILTER: "content_filter",
+}
+# The tier every request runs at (requests asking for another are rejected).
+SERVICE_TIER = "default"
+
+
+def finish_reason(value: int) -> str:
+    return FINISH_REASONS.get(value, "stop")
+
+
+def usage_dict(usage: pb.Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.input_tokens + usage.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_input_tokens, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": usage.reasoning_tokens,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+class ChatCompletionBuilder:
+    """Per-request state of one chat completion: text, tool calls, finish reason, usage."""
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        completion_id: str,
+        created: int,
+        new_id: Callable[[str], str],
+        include_usage: bool = False,
+    ) -> None:
+        self._model = model
+        self._id = completion_id
+        self._created = created
+        self._new_id = new_id
+        self._include_usage = include_usage
+        self._text: list[str] = []
+        self._calls: dict[int, dict[str, Any]] = {}  # backend index -> the call so far
+        self._finish: str | None = None
+        self._usage: dict[str, Any] | None = None
+        self._started = False
+
+    # --- stream ----------------------------------------------------------------
+
+    def add(self, chunk: pb.ChatChunk) -> list[Chunk]:
+        """Fold one backend chunk; return the chunk objects it produces."""
+        delta: dict[str, Any] = {}
+        if chunk.text:
+            self._text.append(chunk.text)
+            delta["content"] = chunk.text
+        if chunk.tool_calls:
+            delta["tool_calls"] = self._call_deltas(chunk.tool_calls)
+        if chunk.HasField("usage"):
+            self._usage = usage_dict(chunk.usage)
+        reason = finish_reason(chunk.finish_reason) if chunk.finish_reason else None
+        frames, delta = self._open(delta)
+        if delta or reason:
+            frames.append(self._frame(delta, reason))
+        self._finish = reason or self._finish
+        return frames
+
+    def finish(self) -> list[Chunk]:
+        """What the stream still owes: the finish reason if no chunk carried one, then usage."""
+        frames, _ = self._open({})
+        if self._finish is None:
+            self._finish = "stop"
+            frames.append(self._frame({}, self._finish))
+        if self._include_usage:
+            frames.append(self._envelope("chat.completion.chunk", [], self._usage))
+        return frames
+
+    def _open(self, delta: dict[str, Any]) -> tuple[list[Chunk], dict[str, Any]]:
+        """The role goes out once: on its own frame with content "" (as OpenAI sends it),
+        or on the first tool-call delta with content null when the reply starts with one."""
+        if self._started:
+            return [], delta
+        self._started = True
+        if "tool_calls" in delta and "content" not in delta:
+            return [], {"role": "assistant", "content": None, **delta}
+        return [self._frame({"role": "assistant", "content": ""}, None)], delta
+
+    def _call_deltas(self, deltas: Iterable[pb.ToolCallDelta]) -> list[dict[str, Any]]:
+        """One entry per index (same-index pieces of one chunk merged); id, type and name
+        go out on a call's first entry only."""
+        entries: dict[int, dict[str, Any]] = {}
+        for piece in deltas:
+            entry = entries.get(piece.index)
+            if entry is None:
+                entry = entries[piece.index] = self._entry(piece)
+            entry["function"]["arguments"] += piece.arguments
+            self._calls[piece.index]["function"]["arguments"] += piece.arguments
+        return list(entries.values())
+
+    def _entry(self, piece: pb.ToolCallDelta) -> dict[str, Any]:
+        if piece.index in self._calls:
+            return {"index": piece.index, "function": {"arguments": ""}}
+        call_id = piece.id or self._new_id("call")
+        self._calls[piece.index] = {
+            "id": call_id,
+            "type": "function",
+            "function": {"name": piece.name, "arguments": ""},
+        }
+        return {
+            "index": piece.index,
+            "id": call_id,
+            "type": "function",
+            "function": {"name": piece.name, "arguments": ""},
+        }
+
+    def _frame(self, delta: dict[str, Any], reason: str | None) -> Chunk:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}
+        frame = self._envelope("chat.completion.chunk", [choice], None)
+        if not self._include_usage:
+            del frame["usage"]
+        return frame
+
+    # --- the envelope ------------------------------------------------------------
+
+    def completion(self) -> dict[str, Any]:
+        """The non-streaming body."""
+        calls = [_copy_call(self._calls[i]) for i in sorted(self._calls)]
+        text = "".join(self._text)
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": text if text or not calls else None,
+            "refusal": None,
+            "annotations": [],
+        }
+        if calls:
+            message["tool_calls"] = calls
+        choice = {
+            "index": 0,
+            "message": message,
+            "finish_reason": self._finish or "stop",
+            "logprobs": None,
+        }
+        return self._envelope("chat.completion", [choice], self._usage)
+
+    def _envelope(self, kind: str, choices: list[Any], usage: Any) -> dict[str, Any]:
+        return {
+            "id": self._id,
+            "object": kind,
+            "created": self._created,
+            "model": self._model,
+            "choices": choices,
+            "usage": usage,
+            "service_tier": SERVICE_TIER,
+            "system_fingerprint": None,
+        }
+
+
+def _copy_call(call: dict[str, Any]) -> dict[str, Any]:
+    return {**call, "function": dict(call["function"])}
