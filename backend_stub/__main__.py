@@ -9,29 +9,9 @@ import argparse
 import asyncio
 import logging
 import signal
-import sys
-import time
-
-import orjson
 
 from backend_stub.server import start
-
-
-class JsonLineFormatter(logging.Formatter):
-    """One JSON object per record: ts, level, event, then the record's `fields`."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        fields = getattr(record, "fields", {})
-        line: dict[str, object] = {
-            "ts": round(time.time(), 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "event": record.getMessage(),
-            **(fields if isinstance(fields, dict) else {}),
-        }
-        if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(line, default=str).decode()
+from gateway import logs
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -60,9 +40,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLineFormatter())
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    logs.configure()
     asyncio.run(serve(parse_args(argv)))
 
 
