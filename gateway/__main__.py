@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
+import sys
 
 import uvicorn
 
+from gateway import logs
 from gateway.app import create_app
-from gateway.config import Settings
+from gateway.config import Settings, bind_refusal
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
@@ -21,15 +22,35 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         "--backend", default=base.backend, help="ChatService address (default: embedded stub)"
     )
     p.add_argument("--default-model", default=base.default_model)
+    p.add_argument("--api-keys-file", default=base.api_keys_file)
+    p.add_argument("--idempotency-redis-url", default=base.idempotency_redis_url)
+    p.add_argument("--shutdown-grace", type=float, default=base.shutdown_grace)
     p.add_argument("--stub-chunk-delay", type=float, default=base.stub_chunk_delay)
+    p.add_argument(
+        "--allow-unauthenticated-public-bind",
+        action="store_true",
+        default=base.allow_unauthenticated_public_bind,
+        help="serve a non-loopback address without API keys (anyone who can reach it can use it)",
+    )
     args = p.parse_args(argv)
-    return dataclasses.replace(base, **{k: v for k, v in vars(args).items()})
+    return dataclasses.replace(base, **vars(args))
 
 
 def main(argv: list[str] | None = None) -> None:
     settings = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    logs.configure()
+    refusal = bind_refusal(settings)
+    if refusal:
+        print(f"gateway: {refusal}", file=sys.stderr)
+        raise SystemExit(2)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
+    )
 
 
 if __name__ == "__main__":

@@ -4,32 +4,30 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import routes
+from gateway.auth import ApiKeys
 from gateway.backend import ChatBackend
 from gateway.config import Settings
 from gateway.errors import GatewayError, internal_error
+from gateway.idempotency import IdempotencyStore, MemoryStore, RedisStore
+from gateway.middleware import Auth, ConcurrencyLimit, RequestContext
 
 log = logging.getLogger("gateway")
 
 
-def error_response(exc: GatewayError) -> Response:
-    return routes.JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
-
-
 async def _gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
-    return error_response(exc)
+    return routes.error_response(exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -39,34 +37,26 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         405: f"Method {request.method} not allowed",
     }
     error = GatewayError(messages.get(exc.status_code, exc.detail), status=exc.status_code)
-    return error_response(error)
+    return routes.error_response(error)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
-    return error_response(internal_error())
+    return routes.error_response(internal_error())
 
 
-class RequestIdMiddleware:
-    """Gives every request an id (`req_…`) and every response the `x-request-id` header."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = f"req_{secrets.token_hex(16)}"
-        scope.setdefault("state", {})["request_id"] = request_id
-        header = (b"x-request-id", request_id.encode())
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), header]
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
+def idempotency_store(settings: Settings) -> IdempotencyStore:
+    # A claim outlives the longest request it guards, then frees the key (e.g. after a crash).
+    running_ttl = (settings.request_timeout or 600.0) + 30.0
+    if settings.idempotency_redis_url:
+        return RedisStore(
+            settings.idempotency_redis_url, ttl=settings.idempotency_ttl, running_ttl=running_ttl
+        )
+    return MemoryStore(
+        ttl=settings.idempotency_ttl,
+        running_ttl=running_ttl,
+        max_entries=settings.idempotency_max_entries,
+    )
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -74,10 +64,17 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             target = settings.backend or await _embedded_stub(settings, stack)
-            backend = ChatBackend(target, max_message_bytes=settings.max_message_bytes)
+            backend = ChatBackend(
+                target,
+                max_message_bytes=settings.max_message_bytes,
+                retries=settings.backend_retries,
+            )
             stack.push_async_callback(backend.close)
+            store = idempotency_store(settings)
+            stack.push_async_callback(store.close)
             app.state.settings = settings
             app.state.backend = backend
+            app.state.idempotency = store
             yield
 
     handlers: dict[Any, Any] = {
@@ -85,7 +82,8 @@ def create_app(settings: Settings) -> Starlette:
         HTTPException: _http_error,
         Exception: _unexpected,
     }
-    app = Starlette(
+    keys = ApiKeys(settings.api_keys, settings.api_keys_file)
+    return Starlette(
         routes=[
             Route("/v1/responses", routes.create_response, methods=["POST"]),
             Route("/v1/responses/{response_id}", routes.not_stored, methods=["GET", "DELETE"]),
@@ -94,12 +92,17 @@ def create_app(settings: Settings) -> Starlette:
             Route("/v1/chat/completions", routes.create_chat_completion, methods=["POST"]),
             Route("/v1/models", routes.list_models, methods=["GET"]),
             Route("/v1/models/{model_id:path}", routes.retrieve_model, methods=["GET"]),
+            Route("/healthz", routes.healthz, methods=["GET"]),
+            Route("/readyz", routes.readyz, methods=["GET"]),
+        ],
+        middleware=[  # outermost first
+            Middleware(RequestContext),
+            Middleware(Auth, keys=keys),
+            Middleware(ConcurrencyLimit, limit=settings.max_in_flight),
         ],
         exception_handlers=handlers,
         lifespan=lifespan,
     )
-    app.add_middleware(RequestIdMiddleware)
-    return app
 
 
 async def _embedded_stub(settings: Settings, stack: contextlib.AsyncExitStack) -> str:
@@ -113,5 +116,5 @@ async def _embedded_stub(settings: Settings, stack: contextlib.AsyncExitStack) -
         max_message_bytes=settings.max_message_bytes,
     )
     stack.push_async_callback(stub.stop)
-    log.info("embedded stub backend on 127.0.0.1:%d", stub.port)
+    log.info("embedded stub backend", extra={"fields": {"port": stub.port}})
     return f"127.0.0.1:{stub.port}"

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import AsyncIterator
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.errors import BackendError
 from gateway.pb import chat_service_pb2 as pb
 from gateway.pb import chat_service_pb2_grpc as pb_grpc
 
+SERVICE = pb.DESCRIPTOR.services_by_name["ChatService"].full_name
+
+
+def _error(exc: grpc.aio.AioRpcError) -> BackendError:
+    return BackendError(exc.code().name, exc.details() or "")
+
 
 class ChatBackend:
     """One channel per process, shared by every request."""
 
-    def __init__(self, target: str, *, max_message_bytes: int) -> None:
+    def __init__(self, target: str, *, max_message_bytes: int, retries: int = 2) -> None:
         self._channel = grpc.aio.insecure_channel(
             target,
             options=[
@@ -23,6 +32,8 @@ class ChatBackend:
             ],
         )
         self._stub = pb_grpc.ChatServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._retries = retries
 
     async def close(self) -> None:
         await self._channel.close()
@@ -30,19 +41,44 @@ class ChatBackend:
     async def chat(
         self, request: pb.ChatRequest, *, request_id: str, timeout: float | None = None
     ) -> AsyncIterator[pb.ChatChunk]:
-        """Stream the reply; gRPC errors become BackendError; closing the iterator cancels."""
-        call = self._stub.Chat(request, timeout=timeout, metadata=(("x-request-id", request_id),))
-        try:
-            async for chunk in call:
-                yield chunk
-        except grpc.aio.AioRpcError as exc:
-            raise BackendError(exc.code().name, exc.details() or "") from None
-        finally:
-            call.cancel()
+        """Stream the reply; gRPC errors become BackendError; closing the iterator cancels.
+
+        A call that fails UNAVAILABLE before its first chunk is retried (bounded, with
+        jittered backoff); once a chunk has been yielded, never: the client has seen it.
+        """
+        metadata = (("x-request-id", request_id),)
+        for attempt in range(self._retries + 1):
+            call = self._stub.Chat(request, timeout=timeout, metadata=metadata)
+            sent = False
+            try:
+                async for chunk in call:
+                    sent = True
+                    yield chunk
+                return
+            except grpc.aio.AioRpcError as exc:
+                retry = (
+                    exc.code() == grpc.StatusCode.UNAVAILABLE
+                    and not sent
+                    and attempt < self._retries
+                )
+                if not retry:
+                    raise _error(exc) from None
+            finally:
+                call.cancel()
+            await asyncio.sleep(0.05 * 2**attempt * (0.5 + random.random()))
 
     async def list_models(self, *, timeout: float | None = None) -> list[pb.Model]:
         try:
             reply = await self._stub.ListModels(pb.ListModelsRequest(), timeout=timeout)
         except grpc.aio.AioRpcError as exc:
-            raise BackendError(exc.code().name, exc.details() or "") from None
+            raise _error(exc) from None
         return list(reply.models)
+
+    async def ready(self, *, timeout: float = 2.0) -> bool:
+        """The backend answers the standard gRPC health check with SERVING."""
+        request = health_pb2.HealthCheckRequest(service=SERVICE)
+        try:
+            reply = await self._health.Check(request, timeout=timeout)  # type: ignore[attr-defined]
+        except grpc.aio.AioRpcError:
+            return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)

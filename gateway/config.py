@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 
 
 def _flag(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _optional_float(value: str | None, default: float | None) -> float | None:
+    if value is None or value == "":
+        return default
+    return float(value) or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +33,21 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024
     # Deadline for one backend call, in seconds (None: no deadline).
     request_timeout: float | None = 600.0
+    # Extra attempts of a backend call that fails UNAVAILABLE before its first chunk.
+    backend_retries: int = 2
+    # API requests in flight at once; 429 beyond.
+    max_in_flight: int = 1024
+    # Accepted API keys (comma-separated in GATEWAY_API_KEYS) and/or a file of keys.
+    api_keys: tuple[str, ...] = ()
+    api_keys_file: str | None = None
+    # Serve without keys on a non-loopback address. Off: such a start is refused.
+    allow_unauthenticated_public_bind: bool = False
+    # Idempotency-Key results: kept this long; Redis (URL) shares them between processes.
+    idempotency_ttl: float = 24 * 3600
+    idempotency_max_entries: int = 10_000
+    idempotency_redis_url: str | None = None
+    # SIGTERM: in-flight requests get this long to finish before they are cancelled.
+    shutdown_grace: float = 30.0
     # Per-chunk delay of the embedded stub (for demos of streaming).
     stub_chunk_delay: float = 0.0
 
@@ -34,11 +56,15 @@ class Settings:
         """gRPC message limit: a request body plus headroom for its protobuf framing."""
         return self.max_body_bytes + 1024 * 1024
 
+    @property
+    def auth_required(self) -> bool:
+        return bool(self.api_keys or self.api_keys_file)
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         e = dict(os.environ if env is None else env)
         d = cls()
-        timeout = e.get("GATEWAY_REQUEST_TIMEOUT")
+        keys = tuple(k.strip() for k in e.get("GATEWAY_API_KEYS", "").split(",") if k.strip())
         return cls(
             host=e.get("GATEWAY_HOST", d.host),
             port=int(e.get("GATEWAY_PORT", d.port)),
@@ -46,6 +72,42 @@ class Settings:
             default_model=e.get("GATEWAY_DEFAULT_MODEL", d.default_model),
             incomplete_as_completed=_flag(e.get("GATEWAY_INCOMPLETE_AS_COMPLETED", "")),
             max_body_bytes=int(e.get("GATEWAY_MAX_BODY_BYTES", d.max_body_bytes)),
-            request_timeout=(float(timeout) or None) if timeout else d.request_timeout,
+            request_timeout=_optional_float(e.get("GATEWAY_REQUEST_TIMEOUT"), d.request_timeout),
+            backend_retries=int(e.get("GATEWAY_BACKEND_RETRIES", d.backend_retries)),
+            max_in_flight=int(e.get("GATEWAY_MAX_IN_FLIGHT", d.max_in_flight)),
+            api_keys=keys,
+            api_keys_file=e.get("GATEWAY_API_KEYS_FILE") or None,
+            allow_unauthenticated_public_bind=_flag(
+                e.get("GATEWAY_ALLOW_UNAUTHENTICATED_PUBLIC_BIND", "")
+            ),
+            idempotency_ttl=float(e.get("GATEWAY_IDEMPOTENCY_TTL", d.idempotency_ttl)),
+            idempotency_max_entries=int(
+                e.get("GATEWAY_IDEMPOTENCY_MAX_ENTRIES", d.idempotency_max_entries)
+            ),
+            idempotency_redis_url=e.get("GATEWAY_IDEMPOTENCY_REDIS_URL") or None,
+            shutdown_grace=float(e.get("GATEWAY_SHUTDOWN_GRACE", d.shutdown_grace)),
             stub_chunk_delay=float(e.get("GATEWAY_STUB_CHUNK_DELAY", d.stub_chunk_delay)),
         )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve anywhere
+
+
+def bind_refusal(settings: Settings) -> str | None:
+    """Why the gateway must not start on this address, or None. Secure by default:
+    without API keys it serves loopback only, unless the loud opt-out is given."""
+    if settings.auth_required or is_loopback(settings.host):
+        return None
+    if settings.allow_unauthenticated_public_bind:
+        return None
+    return (
+        f"refusing to serve {settings.host} without API keys: set GATEWAY_API_KEYS or "
+        "GATEWAY_API_KEYS_FILE, bind 127.0.0.1, or pass --allow-unauthenticated-public-bind "
+        "(GATEWAY_ALLOW_UNAUTHENTICATED_PUBLIC_BIND=1) to expose an open gateway on purpose"
+    )

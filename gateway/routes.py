@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -15,6 +17,7 @@ from starlette.responses import Response, StreamingResponse
 from gateway.backend import ChatBackend
 from gateway.config import Settings
 from gateway.errors import BackendError, GatewayError, InvalidRequest, NotFound, internal_error
+from gateway.idempotency import Claim, IdempotencyStore, Stored
 from gateway.pb import chat_service_pb2 as pb
 from gateway.sse import DONE, encode_data, encode_event
 from gateway.translate import chat_in, models_out, responses_in
@@ -31,12 +34,16 @@ class JSONResponse(Response):
         return orjson.dumps(content)
 
 
+def error_response(exc: GatewayError) -> Response:
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(24)}"
 
 
-async def read_json(request: Request, settings: Settings) -> dict[str, Any]:
-    """The request body as a JSON object: 415, 413 and 400 otherwise."""
+async def read_json(request: Request, settings: Settings) -> tuple[bytes, dict[str, Any]]:
+    """The raw body and its JSON object: 415, 413 and 400 otherwise."""
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if ctype != "application/json":
         raise GatewayError(
@@ -44,15 +51,14 @@ async def read_json(request: Request, settings: Settings) -> dict[str, Any]:
             status=415,
             code="unsupported_media_type",
         )
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > settings.max_body_bytes:
+        raise _too_large(settings)
     body = bytearray()
     async for piece in request.stream():
         body += piece
         if len(body) > settings.max_body_bytes:
-            raise GatewayError(
-                f"Request body too large: the limit is {settings.max_body_bytes} bytes.",
-                status=413,
-                code="request_too_large",
-            )
+            raise _too_large(settings)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -61,13 +67,116 @@ async def read_json(request: Request, settings: Settings) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    return data
+    return bytes(body), data
+
+
+def _too_large(settings: Settings) -> GatewayError:
+    return GatewayError(
+        f"Request body too large: the limit is {settings.max_body_bytes} bytes.",
+        status=413,
+        code="request_too_large",
+    )
+
+
+# --- non-streaming: cancelled on disconnect, replay-safe with Idempotency-Key ----------
+
+
+async def _unary(request: Request, raw: bytes, fold: Callable[[], Awaitable[Any]]) -> Response:
+    async def run() -> Response:
+        return JSONResponse(await _unless_disconnected(request, fold))
+
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return await run()
+    return await _idempotent(request, key, raw, run)
+
+
+async def _unless_disconnected(request: Request, fold: Callable[[], Awaitable[Any]]) -> Any:
+    """Run `fold`; a client that goes away meanwhile cancels it (and so the backend call)."""
+    work = asyncio.ensure_future(fold())
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((work, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not work.done():
+            work.cancel()
+    if not work.done() or work.cancelled():
+        raise GatewayError("Client closed the request.", status=499, code="client_closed_request")
+    return work.result()
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+_STORED_STATUSES = range(200, 500)
+_TRANSIENT = frozenset({408, 409, 429, 499})  # retried for real, never replayed
+
+
+async def _idempotent(
+    request: Request, key: str, raw: bytes, run: Callable[[], Awaitable[Response]]
+) -> Response:
+    """The IETF idempotency-key draft: first run, replay, 422 on another body, 409 while running."""
+    if not 0 < len(key) <= 255:
+        raise InvalidRequest("Idempotency-Key must be 1-255 characters.", param="Idempotency-Key")
+    store: IdempotencyStore = request.app.state.idempotency
+    scoped = f"{request.state.tenant}:{request.url.path}:{key}"
+    fingerprint = hashlib.sha256(raw).hexdigest()
+    claim, stored = await store.claim(scoped, fingerprint)
+    if claim is Claim.MISMATCH:
+        raise GatewayError(
+            "This Idempotency-Key was used with a different request body; use a new key.",
+            status=422,
+            param="Idempotency-Key",
+            code="idempotency_key_reused",
+        )
+    if claim is Claim.IN_PROGRESS:
+        raise GatewayError(
+            "A request with this Idempotency-Key is still running; retry when it is done.",
+            status=409,
+            param="Idempotency-Key",
+            code="idempotency_key_in_use",
+            headers={"retry-after": "1"},
+        )
+    if stored is not None:
+        request.state.request_id = stored.request_id
+        headers = {**stored.headers, "idempotent-replayed": "true"}
+        return Response(stored.body, status_code=stored.status, headers=headers)
+    try:
+        response = await run()
+    except GatewayError as exc:
+        response = error_response(exc)
+    except BaseException:
+        await store.release(scoped)
+        raise
+    status = response.status_code
+    if status in _STORED_STATUSES and status not in _TRANSIENT:
+        headers = {"content-type": response.headers["content-type"]}
+        result = Stored(status, headers, bytes(response.body), request.state.request_id)
+        await store.complete(scoped, fingerprint, result)
+    else:
+        await store.release(scoped)
+    return response
+
+
+def _event_stream(body: AsyncIterator[bytes]) -> StreamingResponse:
+    return StreamingResponse(
+        body,
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+
+
+# --- /v1/responses ---------------------------------------------------------------------
 
 
 async def create_response(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     backend: ChatBackend = request.app.state.backend
-    parsed = responses_in.parse(await read_json(request, settings), settings.default_model)
+    raw, body = await read_json(request, settings)
+    parsed = responses_in.parse(body, settings.default_model)
     request_id: str = request.state.request_id
     parsed.chat.request_id = request_id
     builder = ResponseBuilder(
@@ -80,21 +189,17 @@ async def create_response(request: Request) -> Response:
     )
     chunks = backend.chat(parsed.chat, request_id=request_id, timeout=settings.request_timeout)
     if not parsed.stream:
-        async for chunk in chunks:
-            builder.add(chunk)
-        builder.finish()
-        return JSONResponse(builder.response())
+
+        async def fold() -> dict[str, Any]:
+            async for chunk in chunks:
+                builder.add(chunk)
+            builder.finish()
+            return builder.response()
+
+        return await _unary(request, raw, fold)
     # Wait for the first chunk before sending headers: an early failure is a real HTTP status.
     first = await anext(chunks, None)
     return _event_stream(_stream(builder, first, chunks))
-
-
-def _event_stream(body: AsyncIterator[bytes]) -> StreamingResponse:
-    return StreamingResponse(
-        body,
-        media_type="text/event-stream",
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-    )
 
 
 async def _stream(
@@ -136,10 +241,14 @@ async def not_stored(request: Request) -> Response:
     )
 
 
+# --- /v1/chat/completions --------------------------------------------------------------
+
+
 async def create_chat_completion(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     backend: ChatBackend = request.app.state.backend
-    parsed = chat_in.parse(await read_json(request, settings), settings.default_model)
+    raw, body = await read_json(request, settings)
+    parsed = chat_in.parse(body, settings.default_model)
     request_id: str = request.state.request_id
     parsed.chat.request_id = request_id
     builder = ChatCompletionBuilder(
@@ -151,9 +260,13 @@ async def create_chat_completion(request: Request) -> Response:
     )
     chunks = backend.chat(parsed.chat, request_id=request_id, timeout=settings.request_timeout)
     if not parsed.stream:
-        async for chunk in chunks:
-            builder.add(chunk)
-        return JSONResponse(builder.completion())
+
+        async def fold() -> dict[str, Any]:
+            async for chunk in chunks:
+                builder.add(chunk)
+            return builder.completion()
+
+        return await _unary(request, raw, fold)
     # Wait for the first chunk before sending headers: an early failure is a real HTTP status.
     first = await anext(chunks, None)
     return _event_stream(_chat_stream(builder, first, chunks))
@@ -191,6 +304,9 @@ def _data_frames(frames: list[Chunk]) -> bytes:
     return b"".join(encode_data(f) for f in frames)
 
 
+# --- /v1/models --------------------------------------------------------------------------
+
+
 async def list_models(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     backend: ChatBackend = request.app.state.backend
@@ -212,3 +328,19 @@ async def retrieve_model(request: Request) -> Response:
             code="model_not_found",
         )
     return JSONResponse(models_out.model_dict(model))
+
+
+# --- probes ----------------------------------------------------------------------------
+
+
+async def healthz(request: Request) -> Response:
+    """The process is alive and serving HTTP."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """The backend answers its gRPC health check: send traffic here."""
+    backend: ChatBackend = request.app.state.backend
+    if await backend.ready():
+        return JSONResponse({"status": "ready"})
+    return JSONResponse({"status": "backend not ready"}, status_code=503)

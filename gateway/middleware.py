@@ -1,0 +1,145 @@
+"""Pure ASGI middleware: request ids and access logs, API-key auth, the in-flight cap.
+
+Pure ASGI (not BaseHTTPMiddleware) so streamed responses pass through untouched
+and the per-request cost stays a few attribute reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.auth import ApiKeys, tenant_of
+from gateway.errors import GatewayError
+
+log = logging.getLogger("gateway")
+
+# Paths served without an API key: probes and scrapes.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+async def send_error(send: Send, error: GatewayError) -> None:
+    """Answer `error` directly from a middleware."""
+    headers = [(b"content-type", b"application/json")]
+    headers += [(k.encode(), v.encode()) for k, v in error.headers.items()]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": orjson.dumps(error.body())})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class RequestContext:
+    """Every request gets an id (`req_…`), echoed with the client's own id on every response
+    (errors included), and one structured access-log line; no bodies, no keys."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = f"req_{secrets.token_hex(16)}"
+        client_id = _header(scope, b"x-client-request-id")
+        started = time.monotonic()
+        status = 500
+
+        async def send_with_ids(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                # Read at send time: a replayed idempotent response restores the original id.
+                extra = [(b"x-request-id", state["request_id"].encode())]
+                if client_id is not None:
+                    extra.append((b"x-client-request-id", client_id.encode("latin-1")))
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_ids)
+        finally:
+            fields = {
+                "request_id": state["request_id"],
+                "client_request_id": client_id,
+                "tenant": state.get("tenant"),
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "ms": round((time.monotonic() - started) * 1000, 1),
+            }
+            log.info("request", extra={"fields": fields})
+
+
+class Auth:
+    """`Authorization: Bearer <key>` against the configured keys; 401 otherwise."""
+
+    def __init__(self, app: ASGIApp, keys: ApiKeys) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        if not self.keys.configured:
+            state["tenant"] = "anonymous"
+            await self.app(scope, receive, send)
+            return
+        header = _header(scope, b"authorization") or ""
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not self.keys.check(key.strip()):
+            message = (
+                "Incorrect API key provided."
+                if header
+                else "Missing API key: send Authorization: Bearer <key>."
+            )
+            await send_error(
+                send,
+                GatewayError(
+                    message, status=401, code="invalid_api_key", type="invalid_request_error"
+                ),
+            )
+            return
+        state["tenant"] = tenant_of(key.strip())
+        await self.app(scope, receive, send)
+
+
+class ConcurrencyLimit:
+    """At most `limit` API requests in flight (a stream counts until it ends); 429 beyond."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            error = GatewayError(
+                f"Too many requests in flight (limit {self.limit}); retry shortly.",
+                status=429,
+                code="rate_limit_exceeded",
+                type="rate_limit_exceeded",
+                headers={"retry-after": "1"},
+            )
+            await send_error(send, error)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
