@@ -57,6 +57,18 @@ _CODE_BY_GRPC: dict[str, str] = {
 }
 
 
+# Transient backend states: clients should retry, after a pause.
+_TRANSIENT_GRPC = frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED"})
+
+
+def _retry_headers(grpc_code: str, status: int) -> dict[str, str]:
+    """retry-after on transient failures; `x-should-retry: false` (read by the OpenAI SDKs)
+    on other server errors, so a deterministic failure is not repeated."""
+    if grpc_code in _TRANSIENT_GRPC:
+        return {"retry-after": "1"}
+    return {"x-should-retry": "false"} if status >= 500 else {}
+
+
 class GatewayError(Exception):
     """An error answered to the client as an OpenAI error body."""
 
@@ -109,7 +121,7 @@ class BackendError(GatewayError):
 
     def __init__(self, grpc_code: str, details: str) -> None:
         status = GRPC_TO_HTTP.get(grpc_code, 500)
-        headers = {"retry-after": "1"} if grpc_code in ("UNAVAILABLE", "RESOURCE_EXHAUSTED") else {}
+        headers = _retry_headers(grpc_code, status)
         super().__init__(
             details or f"backend error: {grpc_code}",
             status=status,

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+import httpx
 import pydantic
 import pytest
 import uvicorn
@@ -178,3 +181,46 @@ class RedisServer:
     def close(self) -> None:
         self.process.terminate()
         self.process.wait(5)
+
+
+class GatewayProcess:
+    """`python -m gateway` as a real process on 127.0.0.1, its JSON logs kept in a file."""
+
+    def __init__(self, log_path: str, *args: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "--port", str(self.port), *args],
+            env={**os.environ, **(env or {})},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(200):
+            if self.process.poll() is not None:
+                break
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"gateway did not start: {self.logs()[-2000:]}")
+
+    def logs(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait(5)
+        self._log.close()
+        return code
