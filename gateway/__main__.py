@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import signal
 import sys
+from collections.abc import Iterator
 
 import uvicorn
 
 from gateway import logs
 from gateway.app import create_app
 from gateway.config import Settings, bind_refusal
+
+
+class DrainingServer(uvicorn.Server):
+    """SIGTERM and SIGINT stop accepting, let in-flight requests finish within the grace
+    period, cancel the rest, and exit 0: stopping is the normal end of a server's life.
+    (uvicorn itself re-raises the signal after draining, so the process would die of it.)"""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {
+            sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
@@ -43,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     if refusal:
         print(f"gateway: {refusal}", file=sys.stderr)
         raise SystemExit(2)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
@@ -51,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         access_log=False,
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
     )
+    DrainingServer(config).run()
 
 
 if __name__ == "__main__":
