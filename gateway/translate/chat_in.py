@@ -10,7 +10,7 @@ are rejected, as OpenAI rejects them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,69 +27,60 @@ ROLES = {
 }
 
 
-def _null_or(*ok: object) -> Callable[[object], bool]:
-    """None, or one of `ok` with the same JSON type (so `true` is not `1`)."""
-    return lambda v: v is None or any(v == o and type(v) is type(o) for o in ok)
-
-
-def _empty(v: object) -> bool:
-    return v is None or v == [] or v == {}
-
-
 def _zero(v: object) -> bool:
     return v is None or (type(v) in (int, float) and v == 0)
 
 
 def _text_only(v: object) -> bool:
-    return _empty(v) or v == ["text"]
+    return f.empty(v) or v == ["text"]
 
 
 _LOGPROBS = "Log probabilities are not available from this backend; leave '{}' out."
 _PENALTY = "Repetition penalties are not in the backend contract; leave '{}' out or set it to 0."
 
 # Fields accepted only with a value that asks for nothing: (harmless?, what to do instead).
-REJECTED: dict[str, tuple[Callable[[object], bool], str]] = {
-    "n": (_null_or(1), "One choice per request is available; send n separate requests."),
-    "logprobs": (_null_or(False), _LOGPROBS.format("logprobs")),
-    "top_logprobs": (_null_or(0), _LOGPROBS.format("top_logprobs")),
-    "logit_bias": (_empty, "Token biases are not in the backend contract; leave it out."),
+REJECTED: dict[str, f.Rejection] = {
+    "n": (f.null_or(1), "One choice per request is available; send n separate requests."),
+    "logprobs": (f.null_or(False), _LOGPROBS.format("logprobs")),
+    "top_logprobs": (f.null_or(0), _LOGPROBS.format("top_logprobs")),
+    "logit_bias": (f.empty, "Token biases are not in the backend contract; leave it out."),
     "seed": (
-        _null_or(),
+        f.null_or(),
         "The backend cannot sample deterministically; leave 'seed' out "
         "(temperature 0 gives the most repeatable replies).",
     ),
     "stop": (
-        _empty,
+        f.empty,
         "Stop sequences are not in the backend contract; leave 'stop' out and cut the reply "
         "client-side.",
     ),
     "frequency_penalty": (_zero, _PENALTY.format("frequency_penalty")),
     "presence_penalty": (_zero, _PENALTY.format("presence_penalty")),
-    "audio": (_null_or(), "Audio output is not available; leave 'audio' out."),
+    "audio": (f.null_or(), "Audio output is not available; leave 'audio' out."),
     "modalities": (_text_only, "Only text output is available; send modalities: ['text']."),
-    "prediction": (_null_or(), "Predicted outputs are not available; leave 'prediction' out."),
+    "prediction": (f.null_or(), "Predicted outputs are not available; leave 'prediction' out."),
     "web_search_options": (
-        _null_or(),
+        f.null_or(),
         "This gateway runs no hosted tools; declare a function tool that searches the web "
         "and execute it client-side.",
     ),
-    "functions": (_empty, "'functions' is deprecated; declare them in 'tools' instead."),
-    "function_call": (_null_or(), "'function_call' is deprecated; use 'tool_choice' instead."),
+    "functions": (f.empty, "'functions' is deprecated; declare them in 'tools' instead."),
+    "function_call": (f.null_or(), "'function_call' is deprecated; use 'tool_choice' instead."),
     "reasoning_effort": (
-        _null_or("none"),
+        f.null_or("none"),
         "Reasoning effort cannot be honoured by this backend; leave 'reasoning_effort' out.",
     ),
     "verbosity": (
-        _null_or("medium"),
+        f.null_or("medium"),
         "Verbosity cannot be honoured by this backend; leave 'verbosity' out.",
     ),
-    "moderation": (_null_or(), "Moderation is not available on this gateway; leave it out."),
+    "moderation": (f.null_or(), "Moderation is not available on this gateway; leave it out."),
     "service_tier": (
-        _null_or("auto", "default"),
+        f.null_or("auto", "default"),
         "Only the 'auto' and 'default' service tiers exist here.",
     ),
     "store": (
-        _null_or(False),
+        f.null_or(False),
         "This gateway is stateless and stores nothing; set store to false (or leave it out).",
     ),
 }
@@ -124,7 +115,7 @@ class ChatCompletionRequest:
 
 def parse(body: Mapping[str, Any], default_model: str) -> ChatCompletionRequest:
     """Validate a request body and translate it; raises InvalidRequest naming the param."""
-    _check_fields(body)
+    f.check_fields(body, FIELDS, REJECTED)
     chat = pb.ChatRequest(model=common.model(f.required(body, "model", "model"), default_model))
     chat.messages.extend(_messages(f.required(body, "messages", "messages")))
     tools = _tools(body.get("tools"))
@@ -136,16 +127,6 @@ def parse(body: Mapping[str, Any], default_model: str) -> ChatCompletionRequest:
     _sampling(body, chat)
     stream = body.get("stream") is not None and f.boolean(body["stream"], "stream")
     return ChatCompletionRequest(chat, stream, _include_usage(body.get("stream_options"), stream))
-
-
-def _check_fields(body: Mapping[str, Any]) -> None:
-    for key, value in body.items():
-        if key not in FIELDS:
-            raise f.unknown(key)
-        if key in REJECTED and not REJECTED[key][0](value):
-            raise f.unsupported(
-                key, f"'{key}' is not supported with this value. {REJECTED[key][1]}"
-            )
 
 
 def _sampling(body: Mapping[str, Any], chat: pb.ChatRequest) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from gateway.errors import InvalidRequest
@@ -110,3 +110,27 @@ def check_keys(item: Mapping[str, Any], allowed: frozenset[str], param: str) -> 
     for key in item:
         if key not in allowed:
             raise unknown(f"{param}.{key}" if param else key)
+
+
+# A field accepted only with a value that asks for nothing: (harmless?, what to do instead).
+Rejection = tuple[Callable[[object], bool], str]
+
+
+def null_or(*ok: object) -> Callable[[object], bool]:
+    """None, or one of `ok` with the same JSON type (so `true` is not `1`)."""
+    return lambda v: v is None or any(v == o and type(v) is type(o) for o in ok)
+
+
+def empty(v: object) -> bool:
+    return v is None or v == [] or v == {}
+
+
+def check_fields(
+    body: Mapping[str, Any], known: frozenset[str], rejected: Mapping[str, Rejection]
+) -> None:
+    """Unknown fields, and rejected fields set to a real value, answer 400 naming them."""
+    for key, value in body.items():
+        if key not in known:
+            raise unknown(key)
+        if key in rejected and not rejected[key][0](value):
+            raise unsupported(key, f"'{key}' is not supported with this value. {rejected[key][1]}")

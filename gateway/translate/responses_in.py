@@ -8,7 +8,7 @@ hosted tools cannot do. Unknown fields are rejected, as OpenAI rejects them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,16 +29,8 @@ ROLES = {
 _NOT_STORED = "This gateway is stateless and stores nothing; "
 
 
-def _null_or(*ok: object) -> Callable[[object], bool]:
-    return lambda v: v is None or v in ok
-
-
-def _empty(v: object) -> bool:
-    return v is None or v == [] or v == {}
-
-
 def _reasoning_off(v: object) -> bool:
-    return _empty(v) or (
+    return f.empty(v) or (
         isinstance(v, dict)
         and v.get("effort") in (None, "none")
         and v.get("summary") is None
@@ -64,19 +56,19 @@ def _includes_ok(v: object) -> bool:
 
 
 # Fields accepted only with a value that asks for nothing: (harmless?, what to do instead).
-REJECTED: dict[str, tuple[Callable[[object], bool], str]] = {
+REJECTED: dict[str, f.Rejection] = {
     "previous_response_id": (
-        _null_or(),
+        f.null_or(),
         _NOT_STORED + "send the whole conversation in 'input' (with store: false).",
     ),
-    "conversation": (_null_or(), _NOT_STORED + "send the whole conversation in 'input'."),
-    "store": (_null_or(False), _NOT_STORED + "set store to false (or leave it out)."),
+    "conversation": (f.null_or(), _NOT_STORED + "send the whole conversation in 'input'."),
+    "store": (f.null_or(False), _NOT_STORED + "set store to false (or leave it out)."),
     "background": (
-        _null_or(False),
+        f.null_or(False),
         "Background responses need stored responses; use stream: true instead.",
     ),
     "prompt": (
-        _null_or(),
+        f.null_or(),
         "Stored prompt templates are not available; send 'instructions' and 'input' inline.",
     ),
     "include": (
@@ -89,23 +81,23 @@ REJECTED: dict[str, tuple[Callable[[object], bool], str]] = {
         "Reasoning effort and summaries cannot be honoured by this backend; leave 'reasoning' out.",
     ),
     "context_management": (
-        _empty,
+        f.empty,
         "Server-side context compaction is not available; trim 'input' client-side.",
     ),
     "moderation": (
-        _null_or(),
+        f.null_or(),
         "Moderation is not available on this gateway; leave 'moderation' out.",
     ),
     "top_logprobs": (
-        _null_or(0),
+        f.null_or(0),
         "Logprobs are not available on this gateway; leave 'top_logprobs' out.",
     ),
     "truncation": (
-        _null_or("disabled"),
+        f.null_or("disabled"),
         "Automatic truncation is not available; trim 'input' client-side.",
     ),
     "service_tier": (
-        _null_or("auto", "default"),
+        f.null_or("auto", "default"),
         "Only the 'auto' and 'default' service tiers exist here.",
     ),
 }
@@ -140,19 +132,8 @@ class ResponsesRequest:
 
 def parse(body: Mapping[str, Any], default_model: str) -> ResponsesRequest:
     """Validate a request body and translate it; raises InvalidRequest naming the param."""
-    for key, value in body.items():
-        if key not in FIELDS:
-            raise f.unknown(key)
-        if key in REJECTED and not REJECTED[key][0](value):
-            raise f.unsupported(
-                key, f"'{key}' is not supported with this value. {REJECTED[key][1]}"
-            )
-    model = f.string(f.required(body, "model", "model"), "model")
-    chat = pb.ChatRequest(
-        model=default_model if model in ("default", "") and default_model else model
-    )
-    if not chat.model:
-        raise f.missing("model")
+    f.check_fields(body, FIELDS, REJECTED)
+    chat = pb.ChatRequest(model=common.model(f.required(body, "model", "model"), default_model))
     instructions = _instructions(body.get("instructions"), chat)
     chat.messages.extend(_messages(f.required(body, "input", "input")))
     tools = _tools(body.get("tools"))

@@ -11,7 +11,7 @@ import pytest
 
 from gateway.errors import InvalidRequest
 from gateway.pb import chat_service_pb2 as pb
-from gateway.translate import responses_in
+from gateway.translate import chat_in, responses_in
 from gateway.translate.responses_in import ResponsesRequest
 
 README = Path(__file__).resolve().parent.parent.parent / "README.md"
@@ -119,3 +119,83 @@ def test_unknown_field_is_rejected() -> None:
     with pytest.raises(InvalidRequest) as info:
         parse(frobnicate=1)
     assert (info.value.param, info.value.code) == ("frobnicate", "unknown_parameter")
+
+
+# --- /v1/chat/completions -------------------------------------------------------------------
+
+CHAT = table("chat")
+CHAT_BASE: dict[str, Any] = {
+    "model": "stub-echo",
+    "messages": [{"role": "user", "content": "hello"}],
+}
+ChatCheck = Callable[[chat_in.ChatCompletionRequest], bool]
+CHAT_MAPPED: dict[str, tuple[Any, ChatCheck]] = {
+    "model": ("stub-slow", lambda r: r.chat.model == "stub-slow"),
+    "messages": (
+        [{"role": "developer", "content": "d"}, {"role": "user", "content": "u"}],
+        lambda r: [m.role for m in r.chat.messages] == [pb.ROLE_DEVELOPER, pb.ROLE_USER],
+    ),
+    "temperature": (0.3, lambda r: r.chat.temperature == 0.3),
+    "top_p": (0.4, lambda r: r.chat.top_p == 0.4),
+    "max_tokens": (7, lambda r: r.chat.max_output_tokens == 7),
+    "max_completion_tokens": (8, lambda r: r.chat.max_output_tokens == 8),
+    "stream": (True, lambda r: r.stream),
+    "stream_options": ({"include_usage": True}, lambda r: r.include_usage),
+    "tools": (
+        [{"type": "function", "function": {"name": "f"}}],
+        lambda r: [t.name for t in r.chat.tools] == ["f"],
+    ),
+    "tool_choice": ("none", lambda r: r.chat.tool_choice.mode == pb.TOOL_CHOICE_MODE_NONE),
+    "parallel_tool_calls": (
+        False,
+        lambda r: r.chat.HasField("parallel_tool_calls") and not r.chat.parallel_tool_calls,
+    ),
+    "response_format": (
+        {"type": "json_object"},
+        lambda r: r.chat.response_format.type == pb.RESPONSE_FORMAT_TYPE_JSON_OBJECT,
+    ),
+}
+CHAT_NEEDS = {"stream_options": {"stream": True}}
+CHAT_IGNORED: dict[str, Any] = {
+    "user": "u", "safety_identifier": "s", "prompt_cache_key": "k", "prompt_cache_retention": "24h",
+    "prompt_cache_options": {"ttl": "1h"}, "metadata": {"k": "v"},
+}  # fmt: skip
+CHAT_REJECTED: dict[str, Any] = {
+    "n": 2, "logprobs": True, "top_logprobs": 3, "logit_bias": {"50256": -100}, "seed": 7,
+    "stop": ["\n"], "frequency_penalty": 0.5, "presence_penalty": 0.5, "audio": {"voice": "alloy"},
+    "modalities": ["text", "audio"], "prediction": {"type": "content", "content": "x"},
+    "web_search_options": {}, "functions": [{"name": "f"}], "function_call": "auto",
+    "reasoning_effort": "high", "verbosity": "low", "moderation": {"model": "m"},
+    "service_tier": "flex", "store": True,
+}  # fmt: skip
+
+
+def chat_parse(**extra: Any) -> chat_in.ChatCompletionRequest:
+    return chat_in.parse({**CHAT_BASE, **extra}, "stub-echo")
+
+
+def test_chat_table_lists_every_field_once() -> None:
+    assert set(CHAT) == chat_in.FIELDS
+    assert set(CHAT) == set(CHAT_MAPPED) | set(CHAT_IGNORED) | set(CHAT_REJECTED)
+    assert {CHAT[f] for f in CHAT_MAPPED} == {"mapped"}
+    assert {CHAT[f] for f in CHAT_IGNORED} == {"ignored"}
+    assert {CHAT[f] for f in CHAT_REJECTED} == {"rejected"}
+
+
+@pytest.mark.parametrize("field", sorted(f for f, t in CHAT.items() if t == "mapped"))
+def test_chat_mapped_row(field: str) -> None:
+    value, check = CHAT_MAPPED[field]
+    assert check(chat_parse(**CHAT_NEEDS.get(field, {}), **{field: value}))
+
+
+@pytest.mark.parametrize("field", sorted(f for f, t in CHAT.items() if t == "ignored"))
+def test_chat_ignored_row(field: str) -> None:
+    assert chat_parse(**{field: CHAT_IGNORED[field]}).chat == chat_parse().chat
+
+
+@pytest.mark.parametrize("field", sorted(f for f, t in CHAT.items() if t == "rejected"))
+def test_chat_rejected_row(field: str) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        chat_parse(**{field: CHAT_REJECTED[field]})
+    assert info.value.param == field
+    assert chat_parse(**{field: None}).chat == chat_parse().chat
