@@ -52,7 +52,9 @@ _HARMLESS_INCLUDES = frozenset(
 
 
 def _includes_ok(v: object) -> bool:
-    return v is None or (isinstance(v, list) and all(i in _HARMLESS_INCLUDES for i in v))
+    return v is None or (
+        isinstance(v, list) and all(isinstance(i, str) and i in _HARMLESS_INCLUDES for i in v)
+    )
 
 
 # Fields accepted only with a value that asks for nothing: (harmless?, what to do instead).

@@ -31,11 +31,6 @@ WEATHER: Any = {
 CLOCK: Any = {"type": "function", "function": {"name": "get_time"}}
 
 
-@pytest.fixture()
-def client(servers: Servers) -> OpenAI:
-    return OpenAI(base_url=servers.url + "/v1", api_key="unused", max_retries=0, timeout=10)
-
-
 def raw_json(model: Any) -> dict[str, Any]:
     return model.model_dump(mode="json", exclude_unset=True)  # type: ignore[no-any-return]
 

@@ -3,6 +3,7 @@ error shape; never a 5xx, a crash or a hang."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -55,8 +56,9 @@ bodies = (
 
 
 @pytest.fixture(scope="module")
-def client(servers: Servers) -> httpx.Client:
-    return httpx.Client(base_url=servers.url, timeout=10)
+def http(servers: Servers) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=servers.url, timeout=10) as client:
+        yield client
 
 
 @pytest.mark.parametrize("path", ["/v1/responses", "/v1/chat/completions"])
@@ -64,8 +66,8 @@ def client(servers: Servers) -> httpx.Client:
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(body=bodies)
-def test_random_bodies_never_5xx(client: httpx.Client, path: str, body: Any) -> None:
-    response = client.post(path, json=body)
+def test_random_bodies_never_5xx(http: httpx.Client, path: str, body: Any) -> None:
+    response = http.post(path, json=body)
     if isinstance(body, dict) and body.get("model") == "stub-fail-mid":
         assert response.status_code < 500 or response.json()["error"]["code"] == "server_error"
         return  # the scripted backend failure is a 500 by design

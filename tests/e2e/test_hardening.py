@@ -48,14 +48,16 @@ def test_missing_or_wrong_key_is_401(secured: Servers) -> None:
         assert assert_error(c.post("/v1/responses", json=BODY), 401)["code"] == "invalid_api_key"
     with http(secured, key="sk-wrong") as c:
         assert assert_error(c.post("/v1/responses", json=BODY), 401)["code"] == "invalid_api_key"
-    client = OpenAI(base_url=secured.url + "/v1", api_key="sk-wrong", max_retries=0)
-    with pytest.raises(openai.AuthenticationError):
+    with (
+        OpenAI(base_url=secured.url + "/v1", api_key="sk-wrong", max_retries=0) as client,
+        pytest.raises(openai.AuthenticationError),
+    ):
         client.responses.create(model="stub-echo", input="hi")
 
 
 def test_valid_key_passes_and_probes_need_none(secured: Servers) -> None:
-    client = OpenAI(base_url=secured.url + "/v1", api_key=KEY_B, max_retries=0)
-    assert client.responses.create(model="stub-echo", input="hi").output_text == "hi"
+    with OpenAI(base_url=secured.url + "/v1", api_key=KEY_B, max_retries=0) as client:
+        assert client.responses.create(model="stub-echo", input="hi").output_text == "hi"
     with http(secured, key=None) as c:
         assert c.get("/healthz").status_code == 200
         assert c.get("/readyz").json() == {"status": "ready"}

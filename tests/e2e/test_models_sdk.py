@@ -11,11 +11,6 @@ from backend_stub import behaviour
 from tests.support import Servers, strict_model
 
 
-@pytest.fixture()
-def client(servers: Servers) -> OpenAI:
-    return OpenAI(base_url=servers.url + "/v1", api_key="unused", max_retries=0, timeout=10)
-
-
 def test_list_models(client: OpenAI) -> None:
     models = list(client.models.list())
     assert [m.id for m in models] == list(behaviour.MODEL_IDS)

@@ -14,11 +14,6 @@ from openai import OpenAI
 from tests.support import Servers, strict_event, strict_response
 
 
-@pytest.fixture()
-def client(servers: Servers) -> OpenAI:
-    return OpenAI(base_url=servers.url + "/v1", api_key="unused", max_retries=0, timeout=10)
-
-
 def raw_json(response: Any) -> dict[str, Any]:
     return response.model_dump(mode="json", exclude_unset=True)  # type: ignore[no-any-return]
 
@@ -126,10 +121,12 @@ def test_truncation_streaming_ends_with_response_incomplete(client: OpenAI) -> N
 def test_truncation_as_completed_setting() -> None:
     servers = Servers(incomplete_as_completed=True)
     try:
-        client = OpenAI(base_url=servers.url + "/v1", api_key="unused", max_retries=0)
-        with client.responses.stream(
-            model="stub-echo", input="a b c d e", max_output_tokens=2
-        ) as stream:
+        with (
+            OpenAI(base_url=servers.url + "/v1", api_key="unused", max_retries=0) as client,
+            client.responses.stream(
+                model="stub-echo", input="a b c d e", max_output_tokens=2
+            ) as stream,
+        ):
             final = stream.get_final_response()
         assert final.status == "incomplete"
         assert final.incomplete_details is not None

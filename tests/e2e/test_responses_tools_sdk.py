@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 import openai
-import pytest
 from openai import OpenAI
 from pydantic import BaseModel
 
@@ -23,11 +22,6 @@ class Person(BaseModel):
     name: str
     age: int
     tags: list[str]
-
-
-@pytest.fixture()
-def client(servers: Servers) -> OpenAI:
-    return OpenAI(base_url=servers.url + "/v1", api_key="unused", max_retries=0, timeout=30)
 
 
 def test_tool_loop(client: OpenAI) -> None:

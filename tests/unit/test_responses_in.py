@@ -44,6 +44,7 @@ BAD: list[tuple[dict[str, Any], str, str | None]] = [
     ({"model": "m", "input": "x", "text": {"format": {"type": "json_object"}}, "response_format": {"type": "text"}}, "response_format", "invalid_value"),
     ({"model": "m", "input": "x", "text": {"verbosity": "high"}}, "text.verbosity", "unsupported_parameter"),
     ({"model": "m", "input": "x", "metadata": {"k": 1}}, "metadata.k", "invalid_value"),
+    ({"model": "m", "input": "x", "include": [[]]}, "include", "unsupported_parameter"),
     ({"model": "m", "input": ["x"] * (responses_in.MAX_INPUT_ITEMS + 1)}, "input", "invalid_value"),
 ]  # fmt: skip
 
