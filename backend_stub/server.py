@@ -37,6 +37,13 @@ def request_id_of(request: pb.ChatRequest, context: ChatContext) -> str:
     return ""
 
 
+def _metadata(context: ChatContext) -> dict[str, str]:
+    return {
+        key: value if isinstance(value, str) else value.decode(errors="replace")
+        for key, value in context.invocation_metadata() or ()
+    }
+
+
 def _log(event: str, **fields: object) -> None:
     logger.info(event, extra={"fields": fields})
 
@@ -47,6 +54,7 @@ class StubChatService(pb_grpc.ChatServiceServicer):
     def __init__(self, *, chunk_delay: float = 0.0) -> None:
         self.chunk_delay = chunk_delay
         self.calls: list[pb.ChatRequest] = []
+        self.call_metadata: list[dict[str, str]] = []  # each call's gRPC metadata, as calls
         self.cancelled: list[str] = []
         self._failed_once: set[str] = set()  # request ids that stub-fail-once has failed
         self._cond = threading.Condition()
@@ -56,10 +64,16 @@ class StubChatService(pb_grpc.ChatServiceServicer):
         with self._cond:
             return self._cond.wait_for(lambda: request_id in self.cancelled, timeout)
 
-    def _record(self, request: pb.ChatRequest | None = None, cancelled: str | None = None) -> None:
+    def _record(
+        self,
+        request: pb.ChatRequest | None = None,
+        cancelled: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
         with self._cond:
             if request is not None:
                 self.calls.append(request)
+                self.call_metadata.append(metadata or {})
             if cancelled is not None:
                 self.cancelled.append(cancelled)
                 self._cond.notify_all()
@@ -83,7 +97,7 @@ class StubChatService(pb_grpc.ChatServiceServicer):
     async def Chat(
         self, request: pb.ChatRequest, context: ChatContext
     ) -> AsyncIterator[pb.ChatChunk]:
-        self._record(request)
+        self._record(request, metadata=_metadata(context))
         rid, model = request_id_of(request, context), request.model
         status, sent, started = "ok", 0, time.monotonic()
         try:

@@ -20,6 +20,7 @@ from gateway.backend import ChatBackend
 from gateway.config import Settings
 from gateway.errors import GatewayError, internal_error
 from gateway.idempotency import IdempotencyStore, MemoryStore, RedisStore
+from gateway.metrics import Metrics
 from gateway.middleware import Auth, ConcurrencyLimit, RequestContext
 
 log = logging.getLogger("gateway")
@@ -83,7 +84,8 @@ def create_app(settings: Settings) -> Starlette:
         Exception: _unexpected,
     }
     keys = ApiKeys(settings.api_keys, settings.api_keys_file)
-    return Starlette(
+    metrics = Metrics()
+    app = Starlette(
         routes=[
             Route("/v1/responses", routes.create_response, methods=["POST"]),
             Route("/v1/responses/{response_id}", routes.not_stored, methods=["GET", "DELETE"]),
@@ -94,15 +96,18 @@ def create_app(settings: Settings) -> Starlette:
             Route("/v1/models/{model_id:path}", routes.retrieve_model, methods=["GET"]),
             Route("/healthz", routes.healthz, methods=["GET"]),
             Route("/readyz", routes.readyz, methods=["GET"]),
+            Route("/metrics", routes.metrics, methods=["GET"]),
         ],
         middleware=[  # outermost first
-            Middleware(RequestContext),
+            Middleware(RequestContext, metrics=metrics),
             Middleware(Auth, keys=keys),
             Middleware(ConcurrencyLimit, limit=settings.max_in_flight),
         ],
         exception_handlers=handlers,
         lifespan=lifespan,
     )
+    app.state.metrics = metrics
+    return app
 
 
 async def _embedded_stub(settings: Settings, stack: contextlib.AsyncExitStack) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -39,16 +39,19 @@ class ChatBackend:
         await self._channel.close()
 
     async def chat(
-        self, request: pb.ChatRequest, *, request_id: str, timeout: float | None = None
+        self,
+        request: pb.ChatRequest,
+        *,
+        metadata: Sequence[tuple[str, str]] = (),
+        timeout: float | None = None,
     ) -> AsyncIterator[pb.ChatChunk]:
         """Stream the reply; gRPC errors become BackendError; closing the iterator cancels.
 
         A call that fails UNAVAILABLE before its first chunk is retried (bounded, with
         jittered backoff); once a chunk has been yielded, never: the client has seen it.
         """
-        metadata = (("x-request-id", request_id),)
         for attempt in range(self._retries + 1):
-            call = self._stub.Chat(request, timeout=timeout, metadata=metadata)
+            call = self._stub.Chat(request, timeout=timeout, metadata=tuple(metadata))
             sent = False
             try:
                 async for chunk in call:

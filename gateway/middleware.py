@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.auth import ApiKeys, tenant_of
 from gateway.errors import GatewayError
+from gateway.metrics import Metrics
 
 log = logging.getLogger("gateway")
 
@@ -42,8 +43,9 @@ class RequestContext:
     """Every request gets an id (`req_…`), echoed with the client's own id on every response
     (errors included), and one structured access-log line; no bodies, no keys."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,8 +53,8 @@ class RequestContext:
             return
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = f"req_{secrets.token_hex(16)}"
+        state["started"] = started = time.monotonic()
         client_id = _header(scope, b"x-client-request-id")
-        started = time.monotonic()
         status = 500
 
         async def send_with_ids(message: Message) -> None:
@@ -69,6 +71,10 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_ids)
         finally:
+            elapsed = time.monotonic() - started
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(route, str(status)).inc()
+            self.metrics.latency.labels(route).observe(elapsed)
             fields = {
                 "request_id": state["request_id"],
                 "client_request_id": client_id,
@@ -76,7 +82,7 @@ class RequestContext:
                 "method": scope["method"],
                 "path": scope["path"],
                 "status": status,
-                "ms": round((time.monotonic() - started) * 1000, 1),
+                "ms": round(elapsed * 1000, 1),
             }
             log.info("request", extra={"fields": fields})
 

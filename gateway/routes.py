@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,6 +19,7 @@ from gateway.backend import ChatBackend
 from gateway.config import Settings
 from gateway.errors import BackendError, GatewayError, InvalidRequest, NotFound, internal_error
 from gateway.idempotency import Claim, IdempotencyStore, Stored
+from gateway.metrics import Metrics, observe
 from gateway.pb import chat_service_pb2 as pb
 from gateway.sse import DONE, encode_data, encode_event
 from gateway.translate import chat_in, models_out, responses_in
@@ -141,6 +143,7 @@ async def _idempotent(
             headers={"retry-after": "1"},
         )
     if stored is not None:
+        request.app.state.metrics.replays.inc()
         request.state.request_id = stored.request_id
         headers = {**stored.headers, "idempotent-replayed": "true"}
         return Response(stored.body, status_code=stored.status, headers=headers)
@@ -161,6 +164,25 @@ async def _idempotent(
     return response
 
 
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+def _open_chunks(request: Request, chat: pb.ChatRequest, route: str) -> AsyncIterator[pb.ChatChunk]:
+    """Call the backend for `chat`, with the request id and the client's W3C trace context
+    (traceparent, tracestate) in the gRPC metadata, so one trace spans both sides."""
+    settings: Settings = request.app.state.settings
+    backend: ChatBackend = request.app.state.backend
+    chat.request_id = request.state.request_id
+    metadata = [("x-request-id", chat.request_id)]
+    traceparent = request.headers.get("traceparent", "").strip().lower()
+    if _TRACEPARENT.match(traceparent):
+        metadata.append(("traceparent", traceparent))
+        if tracestate := request.headers.get("tracestate"):
+            metadata.append(("tracestate", tracestate))
+    chunks = backend.chat(chat, metadata=metadata, timeout=settings.request_timeout)
+    return observe(chunks, request.app.state.metrics, route, request.state.started)
+
+
 def _event_stream(body: AsyncIterator[bytes]) -> StreamingResponse:
     return StreamingResponse(
         body,
@@ -174,11 +196,8 @@ def _event_stream(body: AsyncIterator[bytes]) -> StreamingResponse:
 
 async def create_response(request: Request) -> Response:
     settings: Settings = request.app.state.settings
-    backend: ChatBackend = request.app.state.backend
     raw, body = await read_json(request, settings)
     parsed = responses_in.parse(body, settings.default_model)
-    request_id: str = request.state.request_id
-    parsed.chat.request_id = request_id
     builder = ResponseBuilder(
         parsed.echo,
         response_id=new_id("resp"),
@@ -187,7 +206,7 @@ async def create_response(request: Request) -> Response:
         completed_at=lambda: int(time.time()),
         incomplete_as_completed=settings.incomplete_as_completed,
     )
-    chunks = backend.chat(parsed.chat, request_id=request_id, timeout=settings.request_timeout)
+    chunks = _open_chunks(request, parsed.chat, "/v1/responses")
     if not parsed.stream:
 
         async def fold() -> dict[str, Any]:
@@ -199,13 +218,17 @@ async def create_response(request: Request) -> Response:
         return await _unary(request, raw, fold)
     # Wait for the first chunk before sending headers: an early failure is a real HTTP status.
     first = await anext(chunks, None)
-    return _event_stream(_stream(builder, first, chunks))
+    return _event_stream(_stream(builder, first, chunks, request.app.state.metrics))
 
 
 async def _stream(
-    builder: ResponseBuilder, first: pb.ChatChunk | None, chunks: AsyncIterator[pb.ChatChunk]
+    builder: ResponseBuilder,
+    first: pb.ChatChunk | None,
+    chunks: AsyncIterator[pb.ChatChunk],
+    metrics: Metrics,
 ) -> AsyncIterator[bytes]:
     """Events as SSE frames; a failure after the headers ends the stream with response.failed."""
+    metrics.streams.inc()
     try:
         events = builder.start()
         if first is not None:
@@ -223,6 +246,7 @@ async def _stream(
         log.exception("stream failed")
         yield _frames(builder.fail("The server had an error while processing your request."))
     finally:
+        metrics.streams.dec()
         await chunks.aclose()  # type: ignore[attr-defined]
 
 
@@ -246,11 +270,8 @@ async def not_stored(request: Request) -> Response:
 
 async def create_chat_completion(request: Request) -> Response:
     settings: Settings = request.app.state.settings
-    backend: ChatBackend = request.app.state.backend
     raw, body = await read_json(request, settings)
     parsed = chat_in.parse(body, settings.default_model)
-    request_id: str = request.state.request_id
-    parsed.chat.request_id = request_id
     builder = ChatCompletionBuilder(
         model=parsed.chat.model,
         completion_id=f"chatcmpl-{secrets.token_hex(16)}",
@@ -258,7 +279,7 @@ async def create_chat_completion(request: Request) -> Response:
         new_id=new_id,
         include_usage=parsed.include_usage,
     )
-    chunks = backend.chat(parsed.chat, request_id=request_id, timeout=settings.request_timeout)
+    chunks = _open_chunks(request, parsed.chat, "/v1/chat/completions")
     if not parsed.stream:
 
         async def fold() -> dict[str, Any]:
@@ -269,13 +290,14 @@ async def create_chat_completion(request: Request) -> Response:
         return await _unary(request, raw, fold)
     # Wait for the first chunk before sending headers: an early failure is a real HTTP status.
     first = await anext(chunks, None)
-    return _event_stream(_chat_stream(builder, first, chunks))
+    return _event_stream(_chat_stream(builder, first, chunks, request.app.state.metrics))
 
 
 async def _chat_stream(
     builder: ChatCompletionBuilder,
     first: pb.ChatChunk | None,
     chunks: AsyncIterator[pb.ChatChunk],
+    metrics: Metrics,
 ) -> AsyncIterator[bytes]:
     """Chunks as `data:` frames, then `data: [DONE]`.
 
@@ -284,6 +306,7 @@ async def _chat_stream(
     does: [DONE] means the completion is whole, so a client that reads until [DONE]
     must not mistake a broken stream for a finished one.
     """
+    metrics.streams.inc()
     try:
         if first is not None:
             yield _data_frames(builder.add(first))
@@ -297,6 +320,7 @@ async def _chat_stream(
         log.exception("stream failed")
         yield encode_data(internal_error().body())
     finally:
+        metrics.streams.dec()
         await chunks.aclose()  # type: ignore[attr-defined]
 
 
@@ -344,3 +368,9 @@ async def readyz(request: Request) -> Response:
     if await backend.ready():
         return JSONResponse({"status": "ready"})
     return JSONResponse({"status": "backend not ready"}, status_code=503)
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition of this process's metrics."""
+    body = request.app.state.metrics.exposition()
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

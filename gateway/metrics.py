@@ -1,0 +1,78 @@
+"""Prometheus metrics (prometheus-client), one registry per app.
+
+Requests by route and status, latency and time-to-first-token histograms,
+output tokens, in-flight streams, backend errors by gRPC code, idempotent replays.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from gateway.errors import BackendError
+from gateway.pb import chat_service_pb2 as pb
+
+# Seconds; LLM latencies span milliseconds (first token) to minutes (long replies).
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "gateway_requests", "HTTP requests answered", ["route", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "gateway_request_duration_seconds",
+            "Time from request to the end of the response",
+            ["route"],
+            buckets=_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "gateway_time_to_first_token_seconds",
+            "Time from request to the backend's first chunk",
+            ["route"],
+            buckets=_BUCKETS,
+            registry=r,
+        )
+        self.output_tokens = Counter(
+            "gateway_output_tokens", "Output tokens reported by the backend", ["route"], registry=r
+        )
+        self.streams = Gauge("gateway_streams_in_flight", "Open streaming responses", registry=r)
+        self.backend_errors = Counter(
+            "gateway_backend_errors",
+            "Backend calls that failed, by gRPC code",
+            ["code"],
+            registry=r,
+        )
+        self.replays = Counter(
+            "gateway_idempotent_replays", "Responses replayed for an Idempotency-Key", registry=r
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+async def observe(
+    chunks: AsyncIterator[pb.ChatChunk], metrics: Metrics, route: str, started: float
+) -> AsyncIterator[pb.ChatChunk]:
+    """Pass the backend's chunks through, recording time to first token, output tokens and
+    backend errors; closing this iterator closes (and so cancels) the backend call."""
+    first = True
+    try:
+        async for chunk in chunks:
+            if first:
+                metrics.ttft.labels(route).observe(time.monotonic() - started)
+                first = False
+            if chunk.HasField("usage"):
+                metrics.output_tokens.labels(route).inc(chunk.usage.output_tokens)
+            yield chunk
+    except BackendError as exc:
+        metrics.backend_errors.labels(exc.grpc_code).inc()
+        raise
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
