@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import AsyncIterator, Sequence
 
@@ -14,6 +15,21 @@ from gateway.pb import chat_service_pb2 as pb
 from gateway.pb import chat_service_pb2_grpc as pb_grpc
 
 SERVICE = pb.DESCRIPTOR.services_by_name["ChatService"].full_name
+# Spread calls over every address the target resolves to; a replica that fails the standard
+# health check (or its connection) gets no calls until it is SERVING again.
+SERVICE_CONFIG = json.dumps(
+    {"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": SERVICE}}
+)
+
+
+def channel_target(backend: str) -> str:
+    """A gRPC target for `backend`: one address, a gRPC URI (dns:///name:port resolves
+    to every address of the name), or a comma-separated list of IP:port replicas."""
+    addresses = [a.strip() for a in backend.split(",") if a.strip()]
+    if len(addresses) == 1:
+        return addresses[0]
+    scheme = "ipv6" if all(a.startswith("[") for a in addresses) else "ipv4"
+    return f"{scheme}:{','.join(addresses)}"
 
 
 def _error(exc: grpc.aio.AioRpcError) -> BackendError:
@@ -25,10 +41,11 @@ class ChatBackend:
 
     def __init__(self, target: str, *, max_message_bytes: int, retries: int = 2) -> None:
         self._channel = grpc.aio.insecure_channel(
-            target,
+            channel_target(target),
             options=[
                 ("grpc.max_send_message_length", max_message_bytes),
                 ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.service_config", SERVICE_CONFIG),
             ],
         )
         self._stub = pb_grpc.ChatServiceStub(self._channel)

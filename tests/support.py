@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -106,6 +107,30 @@ class LoopThread:
         self.loop.close()
 
 
+class ServedApp:
+    """An ASGI app on uvicorn, on a pre-bound 127.0.0.1 socket, on a LoopThread."""
+
+    def __init__(self, thread: LoopThread, app: Any) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        self._serving = asyncio.run_coroutine_threadsafe(
+            self.server.serve([self._sock]), thread.loop
+        )
+        for _ in range(200):
+            if self.server.started or self._serving.done():
+                break
+            time.sleep(0.02)
+        assert self.server.started, "server did not start"
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self._serving.result(10)
+        self._sock.close()
+
+
 class Servers:
     """The stub and the gateway (uvicorn) on 127.0.0.1, sharing one background loop."""
 
@@ -113,28 +138,14 @@ class Servers:
         self.thread = LoopThread()
         self.stub: RunningStub = self.thread.run(start("127.0.0.1", 0))
         self.settings = Settings(backend=f"127.0.0.1:{self.stub.port}", **settings)
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(create_app(self.settings), log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self._serving = asyncio.run_coroutine_threadsafe(
-            self.server.serve([sock]), self.thread.loop
-        )
-        self._sock = sock
-        for _ in range(200):
-            if self.server.started or self._serving.done():
-                break
-            threading.Event().wait(0.02)
-        assert self.server.started, "gateway did not start"
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.gateway = ServedApp(self.thread, create_app(self.settings))
+        self.port = self.gateway.port
+        self.url = self.gateway.url
 
     def close(self) -> None:
-        self.server.should_exit = True
-        self._serving.result(10)
+        self.gateway.close()
         self.thread.run(self.stub.stop(0))
         self.thread.close()
-        self._sock.close()
 
 
 def free_port() -> int:
@@ -224,3 +235,36 @@ class GatewayProcess:
             code = self.process.wait(5)
         self._log.close()
         return code
+
+
+class StubProcess:
+    """`python -m backend_stub` as a real process on 127.0.0.1 (its JSON logs kept in a file)."""
+
+    def __init__(self, log_path: str, *args: str) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "backend_stub", "--port", str(self.port), *args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(200):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        self.stop(signal.SIGKILL)
+        raise RuntimeError("backend_stub did not start")
+
+    def served(self) -> int:
+        """Chat calls this process answered in full, from its log."""
+        with open(self.log_path) as f:
+            records = [json.loads(line) for line in f if line.startswith("{")]
+        return sum(1 for r in records if r.get("event") == "chat" and r.get("status") == "ok")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        self.process.wait(10)
+        self._log.close()

@@ -1,0 +1,233 @@
+"""A scripted OpenAI-compatible HTTP server for the backend_openai tests.
+
+Starlette served by uvicorn on 127.0.0.1 (a pre-bound socket) on its own loop
+thread. What POST /v1/chat/completions does is chosen by the request's `model`:
+
+  fake-text     "Hello", ", ", "world", "!" (finish "stop" on the last one), then
+                a usage chunk with choices [] when stream_options.include_usage;
+                a chat.completion when stream is false
+  fake-tools    one get_weather call, its arguments in three fragments, finish tool_calls
+  fake-json     a chat.completion even when asked to stream (a server ignoring `stream`)
+  fake-error-frame  one text chunk, then an in-band {"error": {...}} event
+  fake-429      HTTP 429 with an OpenAI error body
+  fake-500      HTTP 500 with an OpenAI error body
+  fake-slow     a chunk every 50 ms for 10 s; `disconnected` is set when the client goes
+  anything else HTTP 404, as vLLM answers an unknown model
+
+Every request is recorded (path, headers, JSON body) in `requests`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from tests.support import LoopThread
+
+MODELS = ("fake-text", "fake-tools", "fake-json", "fake-error-frame", "fake-429", "fake-500", "fake-slow")  # fmt: skip
+CREATED = 1_700_000_000
+TEXT = ("Hello", ", ", "world", "!")
+USAGE = {
+    "prompt_tokens": 12,
+    "completion_tokens": 4,
+    "total_tokens": 16,
+    "prompt_tokens_details": {"cached_tokens": 2},
+    "completion_tokens_details": {"reasoning_tokens": 1},
+}
+ARGUMENTS = ('{"city"', ': "Pa', 'ris"}')
+RATE_LIMIT_MESSAGE = "Rate limit reached for fake-429: slow down"
+SERVER_ERROR_MESSAGE = "The fake upstream broke"
+SLOW_DELAY = 0.05
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": CREATED,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+    }
+
+
+def _usage_chunk(model: str) -> dict[str, Any]:
+    return {**_chunk(model, {}), "choices": [], "usage": USAGE}
+
+
+def _tool_call(i: int, fragment: str) -> dict[str, Any]:
+    call: dict[str, Any] = {"index": 0, "function": {"arguments": fragment}}
+    if i == 0:
+        call.update(id="call_fake_1", type="function")
+        call["function"]["name"] = "get_weather"
+    return {"tool_calls": [call]}
+
+
+def script(model: str, include_usage: bool) -> list[dict[str, Any]]:
+    """The stream events of a scripted model (before [DONE])."""
+    if model == "fake-slow":
+        return [_chunk(model, {"content": f"tick {i} "}) for i in range(200)]
+    events = [_chunk(model, {"role": "assistant", "content": ""})]
+    if model == "fake-tools":
+        events += [_chunk(model, _tool_call(i, a)) for i, a in enumerate(("", *ARGUMENTS))]
+        events.append(_chunk(model, {}, "tool_calls"))
+    elif model == "fake-error-frame":
+        events.append(_chunk(model, {"content": "partial"}))
+        events.append({"error": {"message": "engine crashed", "type": "server_error", "code": 500}})
+        return events
+    else:
+        last = len(TEXT) - 1
+        events += [_chunk(model, {"content": t}, "stop" if i == last else None) for i, t in enumerate(TEXT)]
+    if include_usage:
+        events.append(_usage_chunk(model))
+    return events
+
+
+def completion(model: str) -> dict[str, Any]:
+    """The non-streamed reply of fake-text (and of fake-json, whatever it is asked)."""
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": CREATED,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "".join(TEXT)},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": USAGE,
+    }
+
+
+def _error(status: int, message: str, kind: str, code: str | None = None) -> JSONResponse:
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    return JSONResponse(body, status_code=status)
+
+
+class EventStream(Response):
+    """SSE events, `delay` seconds apart; notices a client that goes away mid-stream by
+    listening for http.disconnect while it sends (whatever the ASGI spec version)."""
+
+    def __init__(self, events: list[bytes], delay: float, fake: FakeOpenAI) -> None:
+        super().__init__(media_type="text/event-stream")
+        self.events, self.delay, self.fake = events, delay, fake
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def listen() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            self.fake.disconnected.set()
+
+        listener = asyncio.ensure_future(listen())
+        try:
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+            )
+            for event in self.events:
+                if listener.done():
+                    return
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:
+            self.fake.disconnected.set()
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+
+def sse(events: list[dict[str, Any]]) -> Iterator[bytes]:
+    for event in events:
+        yield b"data: " + orjson.dumps(event) + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+class FakeOpenAI:
+    """The fake on 127.0.0.1:<free port>; `url` is its /v1 base URL."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.disconnected = threading.Event()
+        self.thread = LoopThread()
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+            ]
+        )
+        config = uvicorn.Config(app, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self._serving = asyncio.run_coroutine_threadsafe(
+            self.server.serve([self._sock]), self.thread.loop
+        )
+        for _ in range(200):
+            if self.server.started or self._serving.done():
+                break
+            threading.Event().wait(0.02)
+        assert self.server.started, "fake upstream did not start"
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self._serving.result(10)
+        self.thread.close()
+        self._sock.close()
+
+    def chat_requests(self) -> list[Recorded]:
+        return [r for r in self.requests if r.path == "/v1/chat/completions"]
+
+    def _record(self, request: Request, body: Any) -> None:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        self.requests.append(Recorded(request.method, request.url.path, headers, body))
+
+    async def _models(self, request: Request) -> Response:
+        self._record(request, None)
+        data = [
+            {"id": m, "object": "model", "created": CREATED, "owned_by": "fake"} for m in MODELS
+        ]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def _chat(self, request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        self._record(request, body)
+        model = body.get("model")
+        if model == "fake-429":
+            return _error(429, RATE_LIMIT_MESSAGE, "rate_limit_exceeded", "rate_limit_exceeded")
+        if model == "fake-500":
+            return _error(500, SERVER_ERROR_MESSAGE, "server_error")
+        if model not in MODELS:
+            return _error(404, f"The model `{model}` does not exist.", "NotFoundError")
+        if model == "fake-json" or not body.get("stream"):
+            return JSONResponse(completion(model))
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        events = list(sse(script(model, include_usage)))
+        delay = SLOW_DELAY if model == "fake-slow" else 0.0
+        return EventStream(events, delay, self)
