@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import os
 import signal
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 
 from gateway import logs
-from gateway.app import create_app
+from gateway.app import SETTINGS_ENV, create_app
 from gateway.config import Settings, bind_refusal
 
 
@@ -46,6 +48,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument("--idempotency-redis-url", default=base.idempotency_redis_url)
     p.add_argument("--shutdown-grace", type=float, default=base.shutdown_grace)
     p.add_argument("--stub-chunk-delay", type=float, default=base.stub_chunk_delay)
+    p.add_argument("--workers", type=int, default=base.workers, help="processes serving the port")
     p.add_argument(
         "--allow-unauthenticated-public-bind",
         action="store_true",
@@ -63,15 +66,19 @@ def main(argv: list[str] | None = None) -> None:
     if refusal:
         print(f"gateway: {refusal}", file=sys.stderr)
         raise SystemExit(2)
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
-    )
-    DrainingServer(config).run()
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": max(1, round(settings.shutdown_grace)),
+    }
+    if settings.workers > 1:
+        # Each worker process builds the app from the same settings (gateway.app.app_from_env).
+        os.environ[SETTINGS_ENV] = settings.to_json()
+        uvicorn.run("gateway.app:app_from_env", factory=True, workers=settings.workers, **options)
+        return
+    DrainingServer(uvicorn.Config(create_app(settings), **options)).run()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import routes
+from gateway import logs, routes
 from gateway.auth import ApiKeys
 from gateway.backend import ChatBackend
 from gateway.config import Settings
@@ -123,3 +124,15 @@ async def _embedded_stub(settings: Settings, stack: contextlib.AsyncExitStack) -
     stack.push_async_callback(stub.stop)
     log.info("embedded stub backend", extra={"fields": {"port": stub.port}})
     return f"127.0.0.1:{stub.port}"
+
+
+SETTINGS_ENV = "GATEWAY_SETTINGS_JSON"
+
+
+def app_from_env() -> Starlette:
+    """The app factory each `--workers` process calls: the parent's settings travel in
+    GATEWAY_SETTINGS_JSON (see gateway.__main__); without it, GATEWAY_* variables apply."""
+    raw = os.environ.get(SETTINGS_ENV)
+    settings = Settings.from_json(raw) if raw else Settings.from_env()
+    logs.configure()
+    return create_app(settings)

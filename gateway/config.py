@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import json
 import os
 from dataclasses import dataclass
 
@@ -50,6 +52,8 @@ class Settings:
     shutdown_grace: float = 30.0
     # Per-chunk delay of the embedded stub (for demos of streaming).
     stub_chunk_delay: float = 0.0
+    # Processes serving the port (uvicorn workers); each has its own channel and stub.
+    workers: int = 1
 
     @property
     def max_message_bytes(self) -> int:
@@ -59,6 +63,15 @@ class Settings:
     @property
     def auth_required(self) -> bool:
         return bool(self.api_keys or self.api_keys_file)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, raw: str) -> Settings:
+        values = json.loads(raw)
+        values["api_keys"] = tuple(values.get("api_keys", ()))
+        return cls(**values)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -87,6 +100,7 @@ class Settings:
             idempotency_redis_url=e.get("GATEWAY_IDEMPOTENCY_REDIS_URL") or None,
             shutdown_grace=float(e.get("GATEWAY_SHUTDOWN_GRACE", d.shutdown_grace)),
             stub_chunk_delay=float(e.get("GATEWAY_STUB_CHUNK_DELAY", d.stub_chunk_delay)),
+            workers=int(e.get("GATEWAY_WORKERS", d.workers)),
         )
 
 

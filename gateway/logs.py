@@ -14,7 +14,7 @@ import orjson
 
 
 class JsonLineFormatter(logging.Formatter):
-    """ts, level, logger, event, then the record's `fields`."""
+    """ts, level, logger, pid, event, then the record's `fields`."""
 
     def format(self, record: logging.LogRecord) -> str:
         fields = getattr(record, "fields", {})
@@ -22,6 +22,7 @@ class JsonLineFormatter(logging.Formatter):
             "ts": round(time.time(), 3),
             "level": record.levelname.lower(),
             "logger": record.name,
+            "pid": record.process,
             "event": record.getMessage(),
             **(fields if isinstance(fields, dict) else {}),
         }

@@ -97,7 +97,9 @@ def script(model: str, include_usage: bool) -> list[dict[str, Any]]:
         return events
     else:
         last = len(TEXT) - 1
-        events += [_chunk(model, {"content": t}, "stop" if i == last else None) for i, t in enumerate(TEXT)]
+        events += [
+            _chunk(model, {"content": t}, "stop" if i == last else None) for i, t in enumerate(TEXT)
+        ]
     if include_usage:
         events.append(_usage_chunk(model))
     return events
@@ -132,7 +134,9 @@ class EventStream(Response):
     listening for http.disconnect while it sends (whatever the ASGI spec version)."""
 
     def __init__(self, events: list[bytes], delay: float, fake: FakeOpenAI) -> None:
-        super().__init__(media_type="text/event-stream")
+        # No Response.__init__: it would set content-length for an empty body.
+        self.status_code, self.media_type, self.background = 200, "text/event-stream", None
+        self.init_headers()
         self.events, self.delay, self.fake = events, delay, fake
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -143,9 +147,7 @@ class EventStream(Response):
 
         listener = asyncio.ensure_future(listen())
         try:
-            await send(
-                {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
-            )
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             for event in self.events:
                 if listener.done():
                     return

@@ -108,3 +108,26 @@ def test_embedded_stub_by_default(tmp_path: Path) -> None:
         assert httpx.get(gateway.url + "/readyz", timeout=5).status_code == 200
     finally:
         assert gateway.stop() == 0
+
+
+def test_workers_serve_one_port_as_one(
+    tmp_path: Path, backend: str, servers: Servers, redis_server: RedisServer
+) -> None:
+    env = {"GATEWAY_IDEMPOTENCY_REDIS_URL": redis_server.url}
+    gateway = GatewayProcess(
+        str(tmp_path / "gw.log"), "--backend", backend, "--workers", "2", env=env
+    )
+    try:
+        body = {"model": "stub-echo", "input": "once across workers"}
+        headers = {"idempotency-key": "workers"}
+        answers = [
+            httpx.post(gateway.url + "/v1/responses", json=body, headers=headers, timeout=10)
+            for _ in range(30)
+        ]
+    finally:
+        gateway.stop()
+    assert {a.json()["id"] for a in answers} == {answers[0].json()["id"]}  # ran once
+    assert sum(1 for a in answers if a.headers.get("idempotent-replayed") == "true") == 29
+    records = [json.loads(line) for line in gateway.logs().splitlines() if line.startswith("{")]
+    pids = {r["pid"] for r in records if r["event"] == "request" and r["path"] == "/v1/responses"}
+    assert len(pids) == 2, "both worker processes answered"
