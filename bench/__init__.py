@@ -1,0 +1,1 @@
+"""Gateway benchmark: `python bench/run.py` (see bench/README.md)."""

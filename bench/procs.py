@@ -1,0 +1,99 @@
+"""Starting, pinning, waiting for and always stopping the benchmark's processes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parents[1]
+GATEWAY_CPU, LOAD_CPU = 0, 1
+
+
+def missing_tools() -> list[str]:
+    return [tool for tool in ("taskset", "wrk") if shutil.which(tool) is None]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process {proc.args!r} exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on port {port} after {timeout} s")
+
+
+class Processes:
+    """Every process started through it runs in its own process group; close() ends them all."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self._procs: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        self, cpu: int, argv: list[str], name: str, *, stdout: int | IO[Any] | None = None
+    ) -> subprocess.Popen[bytes]:
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
+        proc = subprocess.Popen(
+            ["taskset", "-c", str(cpu), *argv],
+            cwd=ROOT,
+            stdout=log if stdout is None else stdout,
+            stderr=log,
+            start_new_session=True,
+        )
+        self._procs.append(proc)
+        return proc
+
+    def python(self, cpu: int, module: str, *args: str, name: str) -> subprocess.Popen[bytes]:
+        return self.start(cpu, [sys.executable, "-m", module, *args], name)
+
+    def stop(self, proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout)
+        if proc in self._procs:
+            self._procs.remove(proc)
+
+    def close(self) -> None:
+        for proc in reversed(list(self._procs)):
+            self.stop(proc)
+
+
+def run_json(argv: list[str], cpu: int, timeout: float) -> dict[str, Any]:
+    """Run a pinned command to completion; return its last `BENCH_JSON {...}` line."""
+    out = subprocess.run(
+        ["taskset", "-c", str(cpu), *argv],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+        start_new_session=True,
+    )
+    lines = [ln for ln in out.stdout.decode().splitlines() if ln.startswith("BENCH_JSON ")]
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f"{argv[:4]} failed ({out.returncode}): {out.stderr.decode()[-800:]}")
+    result: dict[str, Any] = json.loads(lines[-1].removeprefix("BENCH_JSON "))
+    return result
