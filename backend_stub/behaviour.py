@@ -221,4 +221,23 @@ def plan(request: pb.ChatRequest) -> Plan:
     )
     chunks[-1].finish_reason = finish
     chunks[-1].usage.CopyFrom(usage)
+    if request.buffered and request.model != FAIL_MID:
+        chunks = [coalesce(chunks)]
     return Plan(tuple(chunks), finish, usage, reply, tuple(calls))
+
+
+def coalesce(chunks: list[pb.ChatChunk]) -> pb.ChatChunk:
+    """The whole reply in one chunk (for a buffered caller): the text joined, one delta per
+    tool call with its arguments joined, and the last chunk's finish reason and usage."""
+    calls: dict[int, pb.ToolCallDelta] = {}
+    for delta in (d for c in chunks for d in c.tool_calls):
+        call = calls.setdefault(delta.index, pb.ToolCallDelta(index=delta.index))
+        call.id, call.name = call.id or delta.id, call.name or delta.name
+        call.arguments += delta.arguments
+    merged = pb.ChatChunk(
+        text="".join(c.text for c in chunks),
+        tool_calls=list(calls.values()),
+        finish_reason=chunks[-1].finish_reason,
+    )
+    merged.usage.CopyFrom(chunks[-1].usage)
+    return merged

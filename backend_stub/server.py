@@ -119,8 +119,10 @@ class StubChatService(pb_grpc.ChatServiceServicer):
                 await context.abort(
                     grpc.StatusCode.RESOURCE_EXHAUSTED, behaviour.RATE_LIMITED_MESSAGE
                 )
+            # A buffered reply takes as long as its words would: one delay per word merged.
+            delay = self._delay(model) * plan.usage.output_tokens / max(1, len(plan.chunks))
             for chunk in _scripted_chunks(model, plan):
-                if (delay := self._delay(model)) > 0:
+                if delay > 0:
                     await asyncio.sleep(delay)
                 yield chunk
                 sent += 1

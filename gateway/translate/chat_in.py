@@ -126,6 +126,7 @@ def parse(body: Mapping[str, Any], default_model: str) -> ChatCompletionRequest:
         chat.response_format.CopyFrom(_response_format(body["response_format"]))
     _sampling(body, chat)
     stream = body.get("stream") is not None and f.boolean(body["stream"], "stream")
+    chat.buffered = not stream  # only the whole reply is used: the backend may send fewer chunks
     return ChatCompletionRequest(chat, stream, _include_usage(body.get("stream_options"), stream))
 
 

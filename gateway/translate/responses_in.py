@@ -151,8 +151,9 @@ def parse(body: Mapping[str, Any], default_model: str) -> ResponsesRequest:
         "max_tool_calls": body.get("max_tool_calls"),
         **_sampling(body, chat),
     }
-    stream = body.get("stream")
-    return ResponsesRequest(chat, stream is not None and f.boolean(stream, "stream"), echo)
+    stream = body.get("stream") is not None and f.boolean(body["stream"], "stream")
+    chat.buffered = not stream  # only the whole reply is used: the backend may send fewer chunks
+    return ResponsesRequest(chat, stream, echo)
 
 
 def _sampling(body: Mapping[str, Any], chat: pb.ChatRequest) -> dict[str, Any]:

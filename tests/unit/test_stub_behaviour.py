@@ -417,3 +417,31 @@ def test_minimal_instance_optional_recursive_ref_terminates() -> None:
         "$ref": "#/$defs/N",
     }
     assert b.minimal_instance(schema) == {}
+
+
+# --- buffered callers ---------------------------------------------------------
+
+
+def test_buffered_reply_is_one_chunk_with_the_same_text_and_usage() -> None:
+    streamed = b.plan(req(user("one two three four"), max_output_tokens=3))
+    [chunk] = b.plan(req(user("one two three four"), max_output_tokens=3, buffered=True)).chunks
+    assert chunk.text == "".join(c.text for c in streamed.chunks) == "one two three "
+    assert chunk.usage == streamed.usage and chunk.usage.output_tokens == 3
+    assert chunk.finish_reason == pb.FINISH_REASON_LENGTH
+
+
+def test_buffered_tool_calls_are_whole() -> None:
+    tool = pb.Tool(
+        name="alpha",
+        parameters='{"type":"object","properties":{"a":{"type":"string"}},"required":["a"]}',
+    )
+    request = req(user("alpha please"), tools=[tool], buffered=True)
+    [chunk] = b.plan(request).chunks
+    [call] = chunk.tool_calls
+    assert (call.index, call.id, call.name, call.arguments) == (
+        0,
+        "call_stub_0",
+        "alpha",
+        '{"a":"stub"}',
+    )
+    assert chunk.finish_reason == pb.FINISH_REASON_TOOL_CALLS
