@@ -21,10 +21,10 @@ from gateway.errors import BackendError, GatewayError, InvalidRequest, NotFound,
 from gateway.idempotency import Claim, IdempotencyStore, Stored
 from gateway.metrics import Metrics, observe
 from gateway.pb import chat_service_pb2 as pb
-from gateway.sse import DONE, encode_data, encode_event
+from gateway.sse import DONE, encode_data
 from gateway.translate import chat_in, models_out, responses_in
 from gateway.translate.chat_out import ChatCompletionBuilder, Chunk
-from gateway.translate.responses_out import Event, ResponseBuilder
+from gateway.translate.responses_out import ResponseBuilder
 
 log = logging.getLogger("gateway")
 
@@ -205,6 +205,7 @@ async def create_response(request: Request) -> Response:
         new_id=new_id,
         completed_at=lambda: int(time.time()),
         incomplete_as_completed=settings.incomplete_as_completed,
+        streaming=parsed.stream,
     )
     chunks = _open_chunks(request, parsed.chat, "/v1/responses")
     if not parsed.stream:
@@ -230,28 +231,20 @@ async def _stream(
     """Events as SSE frames; a failure after the headers ends the stream with response.failed."""
     metrics.streams.inc()
     try:
-        events = builder.start()
-        if first is not None:
-            events += builder.add(first)
-        yield _frames(events)
+        yield builder.start() + (builder.add(first) if first is not None else b"")
         async for chunk in chunks:
-            events = builder.add(chunk)
-            if events:
-                yield _frames(events)
-        yield _frames(builder.finish())
+            if frames := builder.add(chunk):
+                yield frames
+        yield builder.finish()
     except BackendError as exc:
         code = "rate_limit_exceeded" if exc.status == 429 else "server_error"
-        yield _frames(builder.fail(exc.message, code))
+        yield builder.fail(exc.message, code)
     except Exception:
         log.exception("stream failed")
-        yield _frames(builder.fail("The server had an error while processing your request."))
+        yield builder.fail("The server had an error while processing your request.")
     finally:
         metrics.streams.dec()
         await chunks.aclose()  # type: ignore[attr-defined]
-
-
-def _frames(events: list[Event]) -> bytes:
-    return b"".join(encode_event(e) for e in events)
 
 
 async def not_stored(request: Request) -> Response:

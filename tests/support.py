@@ -268,3 +268,17 @@ class StubProcess:
             self.process.send_signal(sig)
         self.process.wait(10)
         self._log.close()
+
+
+def parse_sse(data: bytes | str) -> list[dict[str, Any]]:
+    """Responses SSE frames -> events, checking each frame's `event:` line names its type."""
+    text = data.decode() if isinstance(data, bytes) else data
+    events = []
+    for frame in text.split("\n\n"):
+        if not frame:
+            continue
+        event_line, data_line = frame.split("\n")
+        event = json.loads(data_line.removeprefix("data: "))
+        assert event_line == f"event: {event['type']}", frame
+        events.append(event)
+    return events

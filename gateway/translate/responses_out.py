@@ -1,9 +1,14 @@
 """ChatChunk stream -> Responses stream events, and the Response envelope.
 
-One ResponseBuilder per request folds the chunks. Its methods return the events
-to send (dicts, no I/O); `response()` is the envelope that both the final
+One ResponseBuilder per request folds the chunks. Its methods return the SSE
+frames to send (bytes, no I/O); `response()` is the envelope that both the final
 lifecycle event and the non-streaming body carry, so the two cannot differ.
 Ids and the clock are injected, so the output is deterministic under test.
+
+Per-delta frames, the bulk of a stream, are filled into byte templates made once
+per output item instead of a dict serialized per delta; they are byte-for-byte
+what `encode_event` makes of the same event (tests/unit/test_responses_out.py).
+Built for a non-streaming request (`streaming=False`), no frame is made at all.
 """
 
 from __future__ import annotations
@@ -11,9 +16,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from gateway.pb import chat_service_pb2 as pb
+from gateway.sse import encode_event
 
 Event = dict[str, Any]
+_TEXT_DELTA = b"response.output_text.delta"
+_TEXT_MIDDLE = b',"content_index":0,"delta":'
+_TEXT_TAIL = b',"logprobs":[]}\n\n'
+_ARGS_DELTA = b"response.function_call_arguments.delta"
 
 # FinishReason -> the Response's incomplete_details.reason (None: completed).
 INCOMPLETE_REASONS: dict[int, str | None] = {
@@ -50,8 +62,11 @@ class ResponseBuilder:
         new_id: Callable[[str], str],
         completed_at: Callable[[], int],
         incomplete_as_completed: bool = False,
+        streaming: bool = True,
     ) -> None:
         self._echo = echo
+        self._streaming = streaming
+        self._frames: list[bytes] = []
         self._id = response_id
         self._created_at = created_at
         self._new_id = new_id
@@ -63,6 +78,7 @@ class ResponseBuilder:
         self._text: list[str] = []  # its text so far
         self._calls: dict[int, dict[str, Any]] = {}  # backend index -> open function_call item
         self._args: dict[int, list[str]] = {}
+        self._delta_templates: dict[str, tuple[bytes, bytes, bytes]] = {}  # item id -> template
         self._status = "in_progress"
         self._error: dict[str, Any] | None = None
         self._incomplete: dict[str, Any] | None = None
@@ -71,44 +87,65 @@ class ResponseBuilder:
 
     # --- events --------------------------------------------------------------
 
-    def _event(self, type_: str, **fields: Any) -> Event:
-        event = {"type": type_, "sequence_number": self._seq, **fields}
+    def _event(self, type_: str, **fields: Any) -> None:
+        self._frames.append(encode_event({"type": type_, "sequence_number": self._seq, **fields}))
         self._seq += 1
-        return event
 
-    def start(self) -> list[Event]:
+    def _delta(self, item_id: str, delta: str) -> None:
+        """A delta event from its item's template (the same bytes as `_event` would make)."""
+        head, middle, tail = self._delta_templates[item_id]
+        self._frames.append(head + str(self._seq).encode() + middle + orjson.dumps(delta) + tail)
+        self._seq += 1
+
+    def _template(self, item_id: str, kind: bytes, output_index: int) -> None:
+        """Made once per item: everything of its delta events but the number and the delta."""
+        head = b"event: " + kind + b'\ndata: {"type":"' + kind + b'","sequence_number":'
+        middle = b',"item_id":' + orjson.dumps(item_id) + b',"output_index":'
+        middle += str(output_index).encode()
+        if kind == _TEXT_DELTA:
+            self._delta_templates[item_id] = (head, middle + _TEXT_MIDDLE, _TEXT_TAIL)
+        else:
+            self._delta_templates[item_id] = (head, middle + b',"delta":', b"}\n\n")
+
+    def _take(self) -> bytes:
+        out = b"".join(self._frames)
+        self._frames.clear()
+        return out
+
+    def start(self) -> bytes:
         """The opening lifecycle events."""
-        return [
-            self._event("response.created", response=self.response()),
-            self._event("response.in_progress", response=self.response()),
-        ]
+        if self._streaming:
+            self._event("response.created", response=self.response())
+            self._event("response.in_progress", response=self.response())
+        return self._take()
 
-    def add(self, chunk: pb.ChatChunk) -> list[Event]:
-        """Fold one chunk; return the events it produces."""
-        events: list[Event] = []
+    def add(self, chunk: pb.ChatChunk) -> bytes:
+        """Fold one chunk; return the frames it produces."""
         if chunk.text:
-            events += self._add_text(chunk.text)
+            self._add_text(chunk.text)
         for delta in chunk.tool_calls:
-            events += self._add_call_delta(delta)
+            self._add_call_delta(delta)
         if chunk.HasField("usage"):
             self._usage = usage_dict(chunk.usage)
         if chunk.finish_reason:
             reason = INCOMPLETE_REASONS.get(chunk.finish_reason)
             self._incomplete = {"reason": reason} if reason else None
-        return events
+        return self._take()
 
-    def finish(self) -> list[Event]:
+    def finish(self) -> bytes:
         """Close what is open and end with response.completed (or .incomplete)."""
-        item_status = "incomplete" if self._incomplete else "completed"
-        events = self._close_message(item_status) + self._close_calls()
+        self._close_message("incomplete" if self._incomplete else "completed")
+        self._close_calls()
         self._status = "incomplete" if self._incomplete else "completed"
         self._done_at = self._completed_at()
         terminal = "response.incomplete" if self._incomplete else "response.completed"
         if self._incomplete_as_completed:
             terminal = "response.completed"
-        return [*events, self._event(terminal, response=self.response())]
+        if self._streaming:
+            self._event(terminal, response=self.response())
+        return self._take()
 
-    def fail(self, message: str, code: str = "server_error") -> list[Event]:
+    def fail(self, message: str, code: str = "server_error") -> bytes:
         """End the stream with response.failed carrying the error."""
         if self._message is not None:
             self._message["content"] = [_text_part("".join(self._text))]
@@ -118,7 +155,9 @@ class ResponseBuilder:
             item["status"] = "incomplete"
         self._status = "failed"
         self._error = {"code": code, "message": message}
-        return [self._event("response.failed", response=self.response())]
+        if self._streaming:
+            self._event("response.failed", response=self.response())
+        return self._take()
 
     # --- the envelope --------------------------------------------------------
 
@@ -154,25 +193,17 @@ class ResponseBuilder:
 
     # --- items ---------------------------------------------------------------
 
-    def _add_text(self, text: str) -> list[Event]:
-        events = [] if self._message else self._open_message()
+    def _add_text(self, text: str) -> None:
+        if self._message is None:
+            self._open_message()
         self._text.append(text)
-        assert self._message is not None
-        events.append(
-            self._event(
-                "response.output_text.delta",
-                item_id=self._message["id"],
-                output_index=len(self._output) - 1,
-                content_index=0,
-                delta=text,
-                logprobs=[],
-            )
-        )
-        return events
+        if self._streaming:
+            assert self._message is not None
+            self._delta(self._message["id"], text)
 
-    def _open_message(self) -> list[Event]:
-        events = self._close_calls()
-        item = {
+    def _open_message(self) -> None:
+        self._close_calls()
+        item: dict[str, Any] = {
             "id": self._new_id("msg"),
             "type": "message",
             "status": "in_progress",
@@ -183,42 +214,39 @@ class ResponseBuilder:
         self._text = []
         self._output.append(item)
         index = len(self._output) - 1
-        return [
-            *events,
+        if self._streaming:
+            self._template(item["id"], _TEXT_DELTA, index)
             self._event(
                 "response.output_item.added", output_index=index, item=dict(item, content=[])
-            ),
+            )
             self._event(
                 "response.content_part.added",
                 item_id=item["id"],
                 output_index=index,
                 content_index=0,
                 part=_text_part(""),
-            ),
-        ]
+            )
 
-    def _close_message(self, status: str) -> list[Event]:
+    def _close_message(self, status: str) -> None:
         item = self._message
         if item is None:
-            return []
+            return
         self._message = None
         text = "".join(self._text)
         part = _text_part(text)
         item["content"] = [part]
         item["status"] = status
-        index = self._output.index(item)
-        ids = {"item_id": item["id"], "output_index": index, "content_index": 0}
-        return [
-            self._event("response.output_text.done", **ids, text=text, logprobs=[]),
-            self._event("response.content_part.done", **ids, part=part),
-            self._event("response.output_item.done", output_index=index, item=item),
-        ]
+        if self._streaming:
+            index = self._output.index(item)
+            ids = {"item_id": item["id"], "output_index": index, "content_index": 0}
+            self._event("response.output_text.done", **ids, text=text, logprobs=[])
+            self._event("response.content_part.done", **ids, part=part)
+            self._event("response.output_item.done", output_index=index, item=item)
 
-    def _add_call_delta(self, delta: pb.ToolCallDelta) -> list[Event]:
-        events: list[Event] = []
+    def _add_call_delta(self, delta: pb.ToolCallDelta) -> None:
         item = self._calls.get(delta.index)
         if item is None:
-            events = self._close_message("completed")
+            self._close_message("completed")
             item = {
                 "id": self._new_id("fc"),
                 "type": "function_call",
@@ -230,32 +258,21 @@ class ResponseBuilder:
             self._calls[delta.index] = item
             self._args[delta.index] = []
             self._output.append(item)
-            events.append(
-                self._event(
-                    "response.output_item.added",
-                    output_index=len(self._output) - 1,
-                    item=dict(item),
-                )
-            )
+            if self._streaming:
+                index = len(self._output) - 1
+                self._template(item["id"], _ARGS_DELTA, index)
+                self._event("response.output_item.added", output_index=index, item=dict(item))
         if delta.arguments:
             self._args[delta.index].append(delta.arguments)
-            events.append(
-                self._event(
-                    "response.function_call_arguments.delta",
-                    item_id=item["id"],
-                    output_index=self._output.index(item),
-                    delta=delta.arguments,
-                )
-            )
-        return events
+            if self._streaming:
+                self._delta(item["id"], delta.arguments)
 
-    def _close_calls(self) -> list[Event]:
-        events: list[Event] = []
+    def _close_calls(self) -> None:
         for index, item in self._calls.items():
             item["arguments"] = "".join(self._args[index])
             item["status"] = "completed"
-            output_index = self._output.index(item)
-            events.append(
+            if self._streaming:
+                output_index = self._output.index(item)
                 self._event(
                     "response.function_call_arguments.done",
                     item_id=item["id"],
@@ -263,13 +280,9 @@ class ResponseBuilder:
                     name=item["name"],
                     arguments=item["arguments"],
                 )
-            )
-            events.append(
                 self._event("response.output_item.done", output_index=output_index, item=item)
-            )
         self._calls.clear()
         self._args.clear()
-        return events
 
 
 def _text_part(text: str) -> dict[str, Any]:

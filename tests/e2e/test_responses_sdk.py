@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -11,7 +10,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.support import Servers, strict_event, strict_response
+from tests.support import Servers, parse_sse, strict_event, strict_response
 
 
 def raw_json(response: Any) -> dict[str, Any]:
@@ -247,13 +246,7 @@ def test_wire_events_are_strictly_valid(servers: Servers, case: str) -> None:
     body = {"model": "stub-echo", "stream": True, **WIRE_BODIES[case]}
     with httpx.Client(base_url=servers.url, timeout=10) as http:
         text = http.post("/v1/responses", json=body).text
-    frames = [f for f in text.split("\n\n") if f]
-    for frame in frames:
-        event_line, data_line = frame.split("\n")
-        data = json.loads(data_line.removeprefix("data: "))
-        assert event_line == f"event: {data['type']}"
-        strict_event(data)
-    assert json.loads(frames[-1].split("data: ")[1])["type"] in (
-        "response.completed",
-        "response.incomplete",
-    )
+    events = parse_sse(text)
+    for event in events:
+        strict_event(event)
+    assert events[-1]["type"] in ("response.completed", "response.incomplete")

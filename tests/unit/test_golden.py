@@ -22,11 +22,17 @@ from google.protobuf import json_format
 from backend_stub import behaviour
 from gateway.errors import BackendError
 from gateway.pb import chat_service_pb2 as pb
-from gateway.sse import DONE, encode_data, encode_event
+from gateway.sse import DONE, encode_data
 from gateway.translate import chat_in, responses_in
 from gateway.translate.chat_out import ChatCompletionBuilder
 from gateway.translate.responses_out import ResponseBuilder
-from tests.support import strict_chat_chunk, strict_chat_completion, strict_event, strict_response
+from tests.support import (
+    parse_sse,
+    strict_chat_chunk,
+    strict_chat_completion,
+    strict_event,
+    strict_response,
+)
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 
@@ -69,29 +75,37 @@ def update(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-goldens"))
 
 
+def fold_responses(
+    echo: dict[str, Any], chunks: list[dict[str, Any]], streaming: bool
+) -> tuple[bytes, ResponseBuilder]:
+    builder = ResponseBuilder(
+        echo, response_id="resp_0000", created_at=1_700_000_000, new_id=counter_ids(),
+        completed_at=lambda: 1_700_000_001, streaming=streaming,
+    )  # fmt: skip
+    frames = builder.start()
+    for raw in chunks:
+        if "error" in raw:
+            return frames + builder.fail(backend_error(raw).message), builder
+        frames += builder.add(json_format.ParseDict(raw, pb.ChatChunk()))
+    return frames + builder.finish(), builder
+
+
 @pytest.mark.parametrize("case", cases("responses"))
 def test_responses(case: str, update: bool) -> None:
     folder = GOLDEN / "responses" / case
     parsed = responses_in.parse(json.loads((folder / "request.json").read_text()), "stub-echo")
     check_chat_request(folder, parsed.chat, update)
-    builder = ResponseBuilder(
-        parsed.echo, response_id="resp_0000", created_at=1_700_000_000, new_id=counter_ids(),
-        completed_at=lambda: 1_700_000_001,
-    )  # fmt: skip
-    events = builder.start()
-    for raw in load_chunks(folder, parsed.chat, update):
-        if "error" in raw:
-            events += builder.fail(backend_error(raw).message)
-            break
-        events += builder.add(json_format.ParseDict(raw, pb.ChatChunk()))
-    else:
-        events += builder.finish()
+    chunks = load_chunks(folder, parsed.chat, update)
+    frames, builder = fold_responses(parsed.echo, chunks, streaming=True)
+    events = parse_sse(frames)
     for event in events:
         strict_event(event)
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
     assert events[-1]["response"] == builder.response()  # the streamed envelope IS the body
+    quiet, unary = fold_responses(parsed.echo, chunks, streaming=False)
+    assert quiet == b"" and unary.response() == builder.response()  # non-streaming: same body
     strict_response(builder.response())
-    check(folder / "events.sse", b"".join(encode_event(e) for e in events).decode(), update)
+    check(folder / "events.sse", frames.decode(), update)
     check(folder / "response.json", json.dumps(builder.response(), indent=2) + "\n", update)
 
 

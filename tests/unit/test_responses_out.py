@@ -1,0 +1,67 @@
+"""ResponseBuilder's delta templates make exactly the bytes encode_event makes of the same event."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.pb import chat_service_pb2 as pb
+from gateway.sse import encode_event
+from gateway.translate import responses_in
+from gateway.translate.responses_out import ResponseBuilder
+from tests.support import parse_sse
+
+ECHO = responses_in.parse({"model": "m", "input": "x"}, "m").echo
+
+
+def builder() -> ResponseBuilder:
+    ids = iter(f"id_{i}" for i in range(100))
+    return ResponseBuilder(
+        ECHO, response_id="resp_1", created_at=1, new_id=lambda p: next(ids), completed_at=lambda: 2
+    )
+
+
+@given(pieces=st.lists(st.text(min_size=1), min_size=1, max_size=5))
+def test_text_delta_template_matches_encode_event(pieces: list[str]) -> None:
+    b = builder()
+    frames = b.start() + b"".join(b.add(pb.ChatChunk(text=p)) for p in pieces)
+    events = parse_sse(frames)
+    deltas = [e for e in events if e["type"] == "response.output_text.delta"]
+    assert [d["delta"] for d in deltas] == pieces
+    assert b"".join(encode_event(e) for e in events) == frames
+
+
+@given(arguments=st.lists(st.text(min_size=1), min_size=1, max_size=4), index=st.integers(0, 3))
+def test_arguments_delta_template_matches_encode_event(arguments: list[str], index: int) -> None:
+    b = builder()
+    first = pb.ToolCallDelta(index=index, id="call_1", name="f", arguments=arguments[0])
+    frames = b.start() + b.add(pb.ChatChunk(tool_calls=[first]))
+    frames += b"".join(
+        b.add(pb.ChatChunk(tool_calls=[pb.ToolCallDelta(index=index, arguments=a)]))
+        for a in arguments[1:]
+    )
+    events = parse_sse(frames)
+    assert [
+        e["delta"] for e in events if e["type"] == "response.function_call_arguments.delta"
+    ] == arguments
+    assert b"".join(encode_event(e) for e in events) == frames
+
+
+def test_non_streaming_builds_no_frames() -> None:
+    b = ResponseBuilder(
+        ECHO,
+        response_id="r",
+        created_at=1,
+        new_id=lambda p: p,
+        completed_at=lambda: 2,
+        streaming=False,
+    )
+    assert (
+        b.start()
+        + b.add(pb.ChatChunk(text="hi "))
+        + b.add(pb.ChatChunk(text="there", finish_reason=pb.FINISH_REASON_STOP))
+        + b.finish()
+        == b""
+    )
+    assert b.response()["output"][0]["content"][0]["text"] == "hi there"
+    assert b.response()["status"] == "completed"
