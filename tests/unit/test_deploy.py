@@ -29,7 +29,9 @@ def test_manifest_is_valid(doc: dict[str, Any]) -> None:
 
 
 def gateway_pod() -> dict[str, Any]:
-    [deployment] = [d for d in DOCS if d["kind"] == "Deployment" and d["metadata"]["name"] == "llm-gateway"]
+    [deployment] = [
+        d for d in DOCS if d["kind"] == "Deployment" and d["metadata"]["name"] == "llm-gateway"
+    ]
     return deployment["spec"]["template"]["spec"]  # type: ignore[no-any-return]
 
 
@@ -43,10 +45,14 @@ def test_probes_and_drain_match_the_gateway() -> None:
     pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
     # Kubernetes kills the pod after terminationGracePeriodSeconds, counted from preStop.
     assert pod["terminationGracePeriodSeconds"] >= pre_stop + grace
-    assert container["resources"]["requests"]["cpu"] and container["resources"]["requests"]["memory"]
+    assert (
+        container["resources"]["requests"]["cpu"] and container["resources"]["requests"]["memory"]
+    )
     assert env["GATEWAY_BACKEND"].startswith("dns:///")
 
 
 def test_backend_service_is_headless_for_round_robin() -> None:
-    [service] = [d for d in DOCS if d["kind"] == "Service" and d["metadata"]["name"] == "chat-backend"]
+    [service] = [
+        d for d in DOCS if d["kind"] == "Service" and d["metadata"]["name"] == "chat-backend"
+    ]
     assert service["spec"]["clusterIP"] == "None"

@@ -1,0 +1,263 @@
+"""OpenAIChatService: the ChatService over an OpenAI-compatible HTTP server, on grpc.aio.
+
+One httpx.AsyncClient per process, shared by every call. Each Chat streams one
+upstream request (`stream: true`); a cancelled call (client gone, deadline
+passed) leaves the `async with` around the upstream response, which closes the
+upstream connection, so the model server stops generating too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import httpx
+import orjson
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from backend_openai import translate
+from backend_openai.translate import UpstreamError
+from gateway.pb import chat_service_pb2 as pb
+from gateway.pb import chat_service_pb2_grpc as pb_grpc
+
+logger = logging.getLogger("backend_openai")
+
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["ChatService"].full_name
+ChatContext = grpc.aio.ServicerContext[pb.ChatRequest, pb.ChatChunk]
+# gRPC metadata passed upstream as HTTP headers (W3C trace context), besides the request id.
+FORWARDED_METADATA = ("traceparent", "tracestate")
+
+
+def _log(event: str, **fields: object) -> None:
+    logger.info(event, extra={"fields": fields})
+
+
+def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        out[key] = value if isinstance(value, str) else value.decode(errors="replace")
+    return out
+
+
+def upstream_headers(request_id: str, metadata: Mapping[str, str]) -> dict[str, str]:
+    """X-Request-Id (so upstream logs line up with ours) and the trace context."""
+    headers = {"X-Request-Id": request_id} if request_id else {}
+    headers.update({name: metadata[name] for name in FORWARDED_METADATA if name in metadata})
+    return headers
+
+
+def transport_error(exc: httpx.HTTPError) -> UpstreamError:
+    """No (complete) HTTP reply: no connection or a dropped one -> UNAVAILABLE (a retry,
+    maybe on another replica, can work); a read that timed out -> DEADLINE_EXCEEDED."""
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectTimeout):
+        return UpstreamError(grpc.StatusCode.UNAVAILABLE, f"upstream connect timed out: {detail}")
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamError(grpc.StatusCode.DEADLINE_EXCEEDED, f"upstream timed out: {detail}")
+    if isinstance(exc, httpx.TransportError):
+        return UpstreamError(grpc.StatusCode.UNAVAILABLE, f"upstream unreachable: {detail}")
+    return UpstreamError(grpc.StatusCode.INTERNAL, f"upstream request failed: {detail}")
+
+
+def _json(content: bytes) -> object:
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(grpc.StatusCode.INTERNAL, "upstream sent malformed JSON") from None
+
+
+async def _check(response: httpx.Response) -> None:
+    if not response.is_success:
+        await response.aread()
+        raise translate.http_error(response.status_code, response.reason_phrase, response.content)
+
+
+class OpenAIChatService(pb_grpc.ChatServiceServicer):
+    """Forwards Chat to POST {upstream}/chat/completions and ListModels to GET {upstream}/models."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.ListModelsResponse:
+        metadata = _metadata(context)
+        headers = upstream_headers(metadata.get("x-request-id", ""), metadata)
+        status = "ok"
+        try:
+            try:
+                response = await self.client.get("/models", headers=headers)
+            except httpx.HTTPError as exc:
+                raise transport_error(exc) from None
+            await _check(response)
+            return translate.models_response(_json(response.content))
+        except UpstreamError as exc:
+            status = exc.code.name.lower()
+            await context.abort(exc.code, exc.message)
+        finally:
+            _log("list_models", status=status)
+
+    async def Chat(
+        self, request: pb.ChatRequest, context: ChatContext
+    ) -> AsyncIterator[pb.ChatChunk]:
+        metadata = _metadata(context)
+        rid = request.request_id or metadata.get("x-request-id", "")
+        status, sent, started = "ok", 0, time.monotonic()
+        relay = self._relay(request, upstream_headers(rid, metadata))
+        try:
+            # aclosing: a call dropped while suspended at `yield` still closes the upstream now.
+            async with contextlib.aclosing(relay) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+                    sent += 1
+        except UpstreamError as exc:
+            status = exc.code.name.lower()
+            await context.abort(exc.code, exc.message)
+        except (asyncio.CancelledError, GeneratorExit):
+            status = "cancelled"
+            raise
+        finally:
+            elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+            _log(
+                "chat",
+                request_id=rid,
+                model=request.model,
+                status=status,
+                chunks=sent,
+                ms=elapsed_ms,
+            )
+
+    async def _relay(
+        self, request: pb.ChatRequest, headers: dict[str, str]
+    ) -> AsyncGenerator[pb.ChatChunk, None]:
+        """The upstream reply as ChatChunks; every failure is an UpstreamError."""
+        body = orjson.dumps(translate.request_body(request))
+        headers = {**headers, "Content-Type": "application/json"}
+        decoder = translate.StreamDecoder()
+        try:
+            async with self.client.stream(
+                "POST", "/chat/completions", content=body, headers=headers
+            ) as response:
+                await _check(response)
+                if response.headers.get("content-type", "").startswith("application/json"):
+                    # A server that ignores `stream` answers one chat.completion.
+                    for chunk in translate.completion_chunks(_json(await response.aread())):
+                        yield chunk
+                    return
+                # Read to the end even after [DONE] (as the openai SDK does): the
+                # connection then goes back to the pool for the next call.
+                async for line in response.aiter_lines():
+                    for chunk in decoder.feed_line(line):
+                        yield chunk
+                for chunk in decoder.finish():
+                    yield chunk
+        except httpx.HTTPError as exc:
+            if decoder.done:
+                return  # the last chunk went out; a failure after [DONE] loses nothing
+            raise transport_error(exc) from None
+
+
+@dataclass
+class RunningBackend:
+    """A started backend; `port` is the bound port."""
+
+    port: int
+    server: grpc.aio.Server
+    service: OpenAIChatService
+    health: health.aio.HealthServicer = field(repr=False)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Report NOT_SERVING, stop (finishing in-flight calls for `grace` seconds), then
+        close the upstream client."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        await self.service.aclose()
+
+
+def _address(host: str, port: int) -> str:
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
+def make_client(
+    upstream: str,
+    *,
+    api_key: str | None = None,
+    connect_timeout: float = 10.0,
+    read_timeout: float | None = 600.0,
+) -> httpx.AsyncClient:
+    """The shared upstream client. `upstream` is the base URL that /chat/completions and
+    /models hang off, e.g. http://127.0.0.1:8000/v1. No connection cap: the gateway caps
+    requests in flight."""
+    url = httpx.URL(upstream)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"upstream must be an http(s) URL, got {upstream!r}")
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return httpx.AsyncClient(
+        base_url=url,
+        headers=headers,
+        timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+    )
+
+
+async def _add_health(server: grpc.aio.Server) -> health.aio.HealthServicer:
+    servicer = health.aio.HealthServicer()
+    for name in ("", SERVICE_NAME):
+        await servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    return servicer
+
+
+async def start(
+    upstream: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    api_key: str | None = None,
+    max_message_bytes: int = 64 * 1024 * 1024,
+    connect_timeout: float = 10.0,
+    read_timeout: float | None = 600.0,
+) -> RunningBackend:
+    """Start the backend on the running event loop; port 0 picks a free port.
+
+    `read_timeout` bounds the wait for each piece of the upstream reply (None: no
+    bound); the caller's gRPC deadline bounds the whole call.
+    """
+    client = make_client(
+        upstream, api_key=api_key, connect_timeout=connect_timeout, read_timeout=read_timeout
+    )
+    try:
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.max_send_message_length", max_message_bytes),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        service = OpenAIChatService(client)
+        pb_grpc.add_ChatServiceServicer_to_server(service, server)
+        health_servicer = await _add_health(server)
+        names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server)
+        bound = server.add_insecure_port(_address(host, port))
+        if bound == 0:
+            raise RuntimeError(f"backend_openai: cannot bind {_address(host, port)}")
+        await server.start()
+    except BaseException:
+        await client.aclose()
+        raise
+    # The URL without userinfo: credentials never reach the logs.
+    _log("listening", host=host, port=bound, upstream=str(client.base_url.copy_with(userinfo=b"")))
+    return RunningBackend(bound, server, service, health_servicer)
