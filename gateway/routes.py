@@ -23,7 +23,7 @@ from gateway.metrics import Metrics, observe
 from gateway.pb import chat_service_pb2 as pb
 from gateway.sse import DONE, encode_data
 from gateway.translate import chat_in, models_out, responses_in
-from gateway.translate.chat_out import ChatCompletionBuilder, Chunk
+from gateway.translate.chat_out import ChatCompletionBuilder
 from gateway.translate.responses_out import ResponseBuilder
 
 log = logging.getLogger("gateway")
@@ -271,6 +271,7 @@ async def create_chat_completion(request: Request) -> Response:
         created=int(time.time()),
         new_id=new_id,
         include_usage=parsed.include_usage,
+        streaming=parsed.stream,
     )
     chunks = _open_chunks(request, parsed.chat, "/v1/chat/completions")
     if not parsed.stream:
@@ -302,11 +303,11 @@ async def _chat_stream(
     metrics.streams.inc()
     try:
         if first is not None:
-            yield _data_frames(builder.add(first))
+            yield builder.add(first)
         async for chunk in chunks:
             if frames := builder.add(chunk):
-                yield _data_frames(frames)
-        yield _data_frames(builder.finish()) + DONE
+                yield frames
+        yield builder.finish() + DONE
     except BackendError as exc:
         yield encode_data(exc.body())
     except Exception:
@@ -316,9 +317,6 @@ async def _chat_stream(
         metrics.streams.dec()
         await chunks.aclose()  # type: ignore[attr-defined]
 
-
-def _data_frames(frames: list[Chunk]) -> bytes:
-    return b"".join(encode_data(f) for f in frames)
 
 
 # --- /v1/models --------------------------------------------------------------------------

@@ -282,3 +282,11 @@ def parse_sse(data: bytes | str) -> list[dict[str, Any]]:
         assert event_line == f"event: {event['type']}", frame
         events.append(event)
     return events
+
+
+def parse_data_frames(data: bytes | str) -> list[dict[str, Any]]:
+    """Chat Completions `data:` frames -> chunk objects (a final `[DONE]` is dropped)."""
+    text = data.decode() if isinstance(data, bytes) else data
+    frames = [f for f in text.split("\n\n") if f]
+    assert all(f.startswith("data: ") and "\n" not in f for f in frames), frames
+    return [json.loads(f[6:]) for f in frames if f != "data: [DONE]"]

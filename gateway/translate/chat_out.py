@@ -1,9 +1,13 @@
 """ChatChunk stream -> chat.completion.chunk frames, and the chat.completion envelope.
 
 One ChatCompletionBuilder per request folds the chunks. `add` and `finish`
-return the chunk objects to stream (dicts, no I/O); `completion()` is the
+return the `data:` frames to stream (bytes, no I/O); `completion()` is the
 non-streaming body, folded from the same state, so the two cannot differ. Ids
 and the clock are injected, so the output is deterministic under test.
+
+A plain text delta, the bulk of a stream, is filled into a byte template made
+once per completion; it is byte-for-byte what `encode_data` makes of the same
+chunk (tests/unit/test_chat_out.py). With `streaming=False` no frame is made.
 """
 
 from __future__ import annotations
@@ -11,7 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import orjson
+
 from gateway.pb import chat_service_pb2 as pb
+from gateway.sse import encode_data
 
 Chunk = dict[str, Any]
 
@@ -58,7 +65,9 @@ class ChatCompletionBuilder:
         created: int,
         new_id: Callable[[str], str],
         include_usage: bool = False,
+        streaming: bool = True,
     ) -> None:
+        self._streaming = streaming
         self._model = model
         self._id = completion_id
         self._created = created
@@ -69,11 +78,27 @@ class ChatCompletionBuilder:
         self._finish: str | None = None
         self._usage: dict[str, Any] | None = None
         self._started = False
+        # A text-only delta frame is head + JSON string + tail. Only fixed keys follow the
+        # content, so the last occurrence of the placeholder is the content.
+        sample = encode_data(self._frame({"content": "\x00"}, None))
+        self._text_head, _, self._text_tail = sample.rpartition(b'"\\u0000"')
 
     # --- stream ----------------------------------------------------------------
 
-    def add(self, chunk: pb.ChatChunk) -> list[Chunk]:
-        """Fold one backend chunk; return the chunk objects it produces."""
+    def add(self, chunk: pb.ChatChunk) -> bytes:
+        """Fold one backend chunk; return the frames it produces."""
+        text = chunk.text
+        if self._started and text and not (chunk.tool_calls or chunk.finish_reason):
+            self._text.append(text)
+            if chunk.HasField("usage"):
+                self._usage = usage_dict(chunk.usage)
+            if not self._streaming:
+                return b""
+            return self._text_head + orjson.dumps(text) + self._text_tail
+        frames = self._add(chunk)
+        return _encode(frames) if self._streaming else b""
+
+    def _add(self, chunk: pb.ChatChunk) -> list[Chunk]:
         delta: dict[str, Any] = {}
         if chunk.text:
             self._text.append(chunk.text)
@@ -89,8 +114,12 @@ class ChatCompletionBuilder:
         self._finish = reason or self._finish
         return frames
 
-    def finish(self) -> list[Chunk]:
+    def finish(self) -> bytes:
         """What the stream still owes: the finish reason if no chunk carried one, then usage."""
+        frames = self._finish_frames()
+        return _encode(frames) if self._streaming else b""
+
+    def _finish_frames(self) -> list[Chunk]:
         frames, _ = self._open({})
         if self._finish is None:
             self._finish = "stop"
@@ -177,6 +206,10 @@ class ChatCompletionBuilder:
             "service_tier": SERVICE_TIER,
             "system_fingerprint": None,
         }
+
+
+def _encode(frames: list[Chunk]) -> bytes:
+    return b"".join(encode_data(f) for f in frames)
 
 
 def _copy_call(call: dict[str, Any]) -> dict[str, Any]:

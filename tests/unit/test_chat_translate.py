@@ -21,7 +21,7 @@ from gateway.errors import InvalidRequest
 from gateway.pb import chat_service_pb2 as pb
 from gateway.translate import chat_in, chat_out
 from gateway.translate.chat_out import ChatCompletionBuilder
-from tests.support import strict_chat_chunk, strict_chat_completion
+from tests.support import parse_data_frames, strict_chat_chunk, strict_chat_completion
 
 USER = {"role": "user", "content": "hi"}
 WEATHER = {
@@ -375,8 +375,14 @@ def run(
     """Frames and envelope, each validated strictly; the SDK's own stream accumulator must
     fold the frames into the same message as the envelope."""
     b = builder(include_usage)
-    frames = [frame for chunk in chunks for frame in b.add(chunk)] + b.finish()
+    frames = parse_data_frames(b"".join(b.add(chunk) for chunk in chunks) + b.finish())
     envelope = b.completion()
+    quiet = ChatCompletionBuilder(
+        model="stub-echo", completion_id="chatcmpl-0000", created=1_700_000_000,
+        new_id=counter_ids(), include_usage=include_usage, streaming=False,
+    )  # fmt: skip
+    assert b"".join(quiet.add(chunk) for chunk in chunks) + quiet.finish() == b""
+    assert quiet.completion() == envelope  # non-streaming: the same body
     strict_chat_completion(envelope)
     state: ChatCompletionStreamState[None] = ChatCompletionStreamState()
     for frame in frames:

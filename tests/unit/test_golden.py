@@ -27,6 +27,7 @@ from gateway.translate import chat_in, responses_in
 from gateway.translate.chat_out import ChatCompletionBuilder
 from gateway.translate.responses_out import ResponseBuilder
 from tests.support import (
+    parse_data_frames,
     parse_sse,
     strict_chat_chunk,
     strict_chat_completion,
@@ -118,19 +119,18 @@ def test_chat(case: str, update: bool) -> None:
         model=parsed.chat.model, completion_id="chatcmpl-0000", created=1_700_000_000,
         new_id=counter_ids(), include_usage=parsed.include_usage,
     )  # fmt: skip
-    frames: list[bytes] = []
+    frames = b""
     for raw in load_chunks(folder, parsed.chat, update):
         if "error" in raw:
-            frames.append(encode_data(backend_error(raw).body()))
+            frames += encode_data(backend_error(raw).body())
             break
-        for chunk in builder.add(json_format.ParseDict(raw, pb.ChatChunk())):
-            strict_chat_chunk(chunk)
-            frames.append(encode_data(chunk))
+        frames += builder.add(json_format.ParseDict(raw, pb.ChatChunk()))
     else:
-        for chunk in builder.finish():
+        frames += builder.finish() + DONE
+    chunks = parse_data_frames(frames)
+    for chunk in chunks:
+        if "error" not in chunk:
             strict_chat_chunk(chunk)
-            frames.append(encode_data(chunk))
-        frames.append(DONE)
     strict_chat_completion(builder.completion())
-    check(folder / "frames.sse", b"".join(frames).decode(), update)
+    check(folder / "frames.sse", frames.decode(), update)
     check(folder / "completion.json", json.dumps(builder.completion(), indent=2) + "\n", update)
