@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -53,6 +54,30 @@ class Metrics:
             "gateway_idempotent_replays", "Responses replayed for an Idempotency-Key", registry=r
         )
 
+        self._requests: dict[tuple[str, str], Any] = {}
+        self._routes: dict[str, tuple[Any, Any, Any]] = {}
+
+    def request_done(self, route: str, status: int, seconds: float) -> None:
+        """Count one answered request; the labelled children are looked up once per label."""
+        key = (route, str(status))
+        counter = self._requests.get(key) or self._requests.setdefault(
+            key, self.requests.labels(*key)
+        )
+        counter.inc()
+        self.route(route)[2].observe(seconds)
+
+    def route(self, route: str) -> tuple[Any, Any, Any]:
+        """(time-to-first-token, output tokens, latency) children for `route`."""
+        children = self._routes.get(route)
+        if children is None:
+            children = (
+                self.ttft.labels(route),
+                self.output_tokens.labels(route),
+                self.latency.labels(route),
+            )
+            self._routes[route] = children
+        return children
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -62,14 +87,15 @@ async def observe(
 ) -> AsyncIterator[pb.ChatChunk]:
     """Pass the backend's chunks through, recording time to first token, output tokens and
     backend errors; closing this iterator closes (and so cancels) the backend call."""
+    ttft, output_tokens, _ = metrics.route(route)
     first = True
     try:
         async for chunk in chunks:
             if first:
-                metrics.ttft.labels(route).observe(time.monotonic() - started)
+                ttft.observe(time.monotonic() - started)
                 first = False
             if chunk.HasField("usage"):
-                metrics.output_tokens.labels(route).inc(chunk.usage.output_tokens)
+                output_tokens.inc(chunk.usage.output_tokens)
             yield chunk
     except BackendError as exc:
         metrics.backend_errors.labels(exc.grpc_code).inc()

@@ -7,7 +7,6 @@ and the per-request cost stays a few attribute reads.
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from typing import Any
 
@@ -16,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.auth import ApiKeys, tenant_of
 from gateway.errors import GatewayError
+from gateway.ids import new_id
 from gateway.metrics import Metrics
 
 log = logging.getLogger("gateway")
@@ -52,7 +52,7 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         state: dict[str, Any] = scope.setdefault("state", {})
-        state["request_id"] = f"req_{secrets.token_hex(16)}"
+        state["request_id"] = new_id("req")
         state["started"] = started = time.monotonic()
         client_id = _header(scope, b"x-client-request-id")
         status = 500
@@ -73,8 +73,7 @@ class RequestContext:
         finally:
             elapsed = time.monotonic() - started
             route = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.requests.labels(route, str(status)).inc()
-            self.metrics.latency.labels(route).observe(elapsed)
+            self.metrics.request_done(route, status, elapsed)
             fields = {
                 "request_id": state["request_id"],
                 "client_request_id": client_id,

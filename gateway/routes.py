@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import logging
 import re
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -19,6 +18,7 @@ from gateway.backend import ChatBackend
 from gateway.config import Settings
 from gateway.errors import BackendError, GatewayError, InvalidRequest, NotFound, internal_error
 from gateway.idempotency import Claim, IdempotencyStore, Stored
+from gateway.ids import new_id
 from gateway.metrics import Metrics, observe
 from gateway.pb import chat_service_pb2 as pb
 from gateway.sse import DONE, encode_data
@@ -38,10 +38,6 @@ class JSONResponse(Response):
 
 def error_response(exc: GatewayError) -> Response:
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(24)}"
 
 
 async def read_json(request: Request, settings: Settings) -> tuple[bytes, dict[str, Any]]:
@@ -267,7 +263,7 @@ async def create_chat_completion(request: Request) -> Response:
     parsed = chat_in.parse(body, settings.default_model)
     builder = ChatCompletionBuilder(
         model=parsed.chat.model,
-        completion_id=f"chatcmpl-{secrets.token_hex(16)}",
+        completion_id=new_id("chatcmpl", "-"),
         created=int(time.time()),
         new_id=new_id,
         include_usage=parsed.include_usage,
@@ -316,7 +312,6 @@ async def _chat_stream(
     finally:
         metrics.streams.dec()
         await chunks.aclose()  # type: ignore[attr-defined]
-
 
 
 # --- /v1/models --------------------------------------------------------------------------
