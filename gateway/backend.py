@@ -6,6 +6,7 @@ import asyncio
 import json
 import random
 from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -30,6 +31,14 @@ def channel_target(backend: str) -> str:
         return addresses[0]
     scheme = "ipv6" if all(a.startswith("[") for a in addresses) else "ipv4"
     return f"{scheme}:{','.join(addresses)}"
+
+
+class CallObserver(Protocol):
+    """What a caller learns of one call as it happens (metrics, in the gateway)."""
+
+    def first_chunk(self) -> None: ...
+    def usage(self, usage: pb.Usage) -> None: ...
+    def failed(self, grpc_code: str) -> None: ...
 
 
 def _error(exc: grpc.aio.AioRpcError) -> BackendError:
@@ -61,6 +70,7 @@ class ChatBackend:
         *,
         metadata: Sequence[tuple[str, str]] = (),
         timeout: float | None = None,
+        observer: CallObserver | None = None,
     ) -> AsyncIterator[pb.ChatChunk]:
         """Stream the reply; gRPC errors become BackendError; closing the iterator cancels.
 
@@ -72,7 +82,12 @@ class ChatBackend:
             sent = False
             try:
                 async for chunk in call:
-                    sent = True
+                    if not sent:
+                        sent = True
+                        if observer:
+                            observer.first_chunk()
+                    if observer and chunk.HasField("usage"):
+                        observer.usage(chunk.usage)
                     yield chunk
                 return
             except grpc.aio.AioRpcError as exc:
@@ -82,6 +97,8 @@ class ChatBackend:
                     and attempt < self._retries
                 )
                 if not retry:
+                    if observer:
+                        observer.failed(exc.code().name)
                     raise _error(exc) from None
             finally:
                 call.cancel()

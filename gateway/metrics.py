@@ -7,12 +7,10 @@ output tokens, in-flight streams, backend errors by gRPC code, idempotent replay
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from gateway.errors import BackendError
 from gateway.pb import chat_service_pb2 as pb
 
 # Seconds; LLM latencies span milliseconds (first token) to minutes (long replies).
@@ -82,23 +80,20 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-async def observe(
-    chunks: AsyncIterator[pb.ChatChunk], metrics: Metrics, route: str, started: float
-) -> AsyncIterator[pb.ChatChunk]:
-    """Pass the backend's chunks through, recording time to first token, output tokens and
-    backend errors; closing this iterator closes (and so cancels) the backend call."""
-    ttft, output_tokens, _ = metrics.route(route)
-    first = True
-    try:
-        async for chunk in chunks:
-            if first:
-                ttft.observe(time.monotonic() - started)
-                first = False
-            if chunk.HasField("usage"):
-                output_tokens.inc(chunk.usage.output_tokens)
-            yield chunk
-    except BackendError as exc:
-        metrics.backend_errors.labels(exc.grpc_code).inc()
-        raise
-    finally:
-        await chunks.aclose()  # type: ignore[attr-defined]
+class CallMetrics:
+    """Records one backend call (gateway.backend.CallObserver): time to first token,
+    output tokens and the gRPC code of a call that failed."""
+
+    __slots__ = ("_metrics", "_route", "_started")
+
+    def __init__(self, metrics: Metrics, route: str, started: float) -> None:
+        self._metrics, self._route, self._started = metrics, route, started
+
+    def first_chunk(self) -> None:
+        self._metrics.route(self._route)[0].observe(time.monotonic() - self._started)
+
+    def usage(self, usage: pb.Usage) -> None:
+        self._metrics.route(self._route)[1].inc(usage.output_tokens)
+
+    def failed(self, grpc_code: str) -> None:
+        self._metrics.backend_errors.labels(grpc_code).inc()

@@ -19,7 +19,7 @@ from gateway.config import Settings
 from gateway.errors import BackendError, GatewayError, InvalidRequest, NotFound, internal_error
 from gateway.idempotency import Claim, IdempotencyStore, Stored
 from gateway.ids import new_id
-from gateway.metrics import Metrics, observe
+from gateway.metrics import CallMetrics, Metrics
 from gateway.pb import chat_service_pb2 as pb
 from gateway.sse import DONE, encode_data
 from gateway.translate import chat_in, models_out, responses_in
@@ -175,8 +175,10 @@ def _open_chunks(request: Request, chat: pb.ChatRequest, route: str) -> AsyncIte
         metadata.append(("traceparent", traceparent))
         if tracestate := request.headers.get("tracestate"):
             metadata.append(("tracestate", tracestate))
-    chunks = backend.chat(chat, metadata=metadata, timeout=settings.request_timeout)
-    return observe(chunks, request.app.state.metrics, route, request.state.started)
+    observer = CallMetrics(request.app.state.metrics, route, request.state.started)
+    return backend.chat(
+        chat, metadata=metadata, timeout=settings.request_timeout, observer=observer
+    )
 
 
 def _event_stream(body: AsyncIterator[bytes]) -> StreamingResponse:

@@ -91,7 +91,7 @@ class ChatCompletionBuilder:
         if self._started and text and not (chunk.tool_calls or chunk.finish_reason):
             self._text.append(text)
             if chunk.HasField("usage"):
-                self._usage = usage_dict(chunk.usage)
+                self._usage = usage_dict(chunk.usage)  # usage rides on no frame of its own
             if not self._streaming:
                 return b""
             return self._text_head + orjson.dumps(text) + self._text_tail

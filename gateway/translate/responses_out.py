@@ -121,7 +121,10 @@ class ResponseBuilder:
 
     def add(self, chunk: pb.ChatChunk) -> bytes:
         """Fold one chunk; return the frames it produces."""
-        if chunk.text:
+        text = chunk.text
+        if text and self._message is not None and not _more_than_text(chunk):
+            return self._more_text(text)  # the common case, kept short
+        if text:
             self._add_text(chunk.text)
         for delta in chunk.tool_calls:
             self._add_call_delta(delta)
@@ -131,6 +134,17 @@ class ResponseBuilder:
             reason = INCOMPLETE_REASONS.get(chunk.finish_reason)
             self._incomplete = {"reason": reason} if reason else None
         return self._take()
+
+    def _more_text(self, text: str) -> bytes:
+        """More text for the open message: one delta frame, straight from its template."""
+        assert self._message is not None
+        self._text.append(text)
+        if not self._streaming:
+            return b""
+        head, middle, tail = self._delta_templates[self._message["id"]]
+        seq = self._seq
+        self._seq = seq + 1
+        return head + str(seq).encode() + middle + orjson.dumps(text) + tail
 
     def finish(self) -> bytes:
         """Close what is open and end with response.completed (or .incomplete)."""
@@ -283,6 +297,10 @@ class ResponseBuilder:
                 self._event("response.output_item.done", output_index=output_index, item=item)
         self._calls.clear()
         self._args.clear()
+
+
+def _more_than_text(chunk: pb.ChatChunk) -> bool:
+    return bool(chunk.tool_calls or chunk.finish_reason or chunk.HasField("usage"))
 
 
 def _text_part(text: str) -> dict[str, Any]:
