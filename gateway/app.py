@@ -23,7 +23,7 @@ from gateway.config import Settings
 from gateway.errors import GatewayError, internal_error
 from gateway.idempotency import IdempotencyStore, MemoryStore, RedisStore
 from gateway.metrics import Metrics
-from gateway.middleware import Auth, ConcurrencyLimit, RequestContext
+from gateway.middleware import Edge
 
 log = logging.getLogger("gateway")
 
@@ -110,11 +110,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/readyz", routes.readyz, methods=["GET"]),
             Route("/metrics", routes.metrics, methods=["GET"]),
         ],
-        middleware=[  # outermost first
-            Middleware(RequestContext, metrics=metrics),
-            Middleware(Auth, keys=keys),
-            Middleware(ConcurrencyLimit, limit=settings.max_in_flight),
-        ],
+        middleware=[Middleware(Edge, metrics=metrics, keys=keys, limit=settings.max_in_flight)],
         exception_handlers=handlers,
         lifespan=lifespan,
     )

@@ -1,7 +1,9 @@
-"""Pure ASGI middleware: request ids and access logs, API-key auth, the in-flight cap.
+"""The gateway's edge: one pure ASGI middleware for request ids, the access log and request
+metrics, API-key auth, and the in-flight cap, in that order.
 
-Pure ASGI (not BaseHTTPMiddleware) so streamed responses pass through untouched
-and the per-request cost stays a few attribute reads.
+One middleware rather than three: each ASGI layer keeps a coroutine frame alive for the
+whole of a stream (about 1 KB each with 1,000 open streams) and costs a call per request.
+Pure ASGI (not BaseHTTPMiddleware), so streamed responses pass through untouched.
 """
 
 from __future__ import annotations
@@ -39,13 +41,39 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-class RequestContext:
-    """Every request gets an id (`req_…`), echoed with the client's own id on every response
-    (errors included), and one structured access-log line; no bodies, no keys."""
+def authenticate(scope: Scope, keys: ApiKeys) -> GatewayError | None:
+    """`Authorization: Bearer <key>` against the configured keys; sets the request's tenant."""
+    state = scope["state"]
+    if not keys.configured or scope["path"] in PUBLIC_PATHS:
+        state["tenant"] = "anonymous"
+        return None
+    header = _header(scope, b"authorization") or ""
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not keys.check(key.strip()):
+        message = (
+            "Incorrect API key provided."
+            if header
+            else "Missing API key: send Authorization: Bearer <key>."
+        )
+        return GatewayError(
+            message, status=401, code="invalid_api_key", type="invalid_request_error"
+        )
+    state["tenant"] = tenant_of(key.strip())
+    return None
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+
+class Edge:
+    """Every request gets an id (`req_…`), echoed with the client's own id on every response
+    (errors included), one structured access-log line (no bodies, no keys) and its metrics;
+    then the API key is checked (401), then the in-flight cap (429: at most `limit` API
+    requests at once, a stream counting until it ends)."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, keys: ApiKeys, limit: int) -> None:
         self.app = app
         self.metrics = metrics
+        self.keys = keys
+        self.limit = limit
+        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,7 +97,7 @@ class RequestContext:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_ids)
+            await self._admit(scope, receive, send_with_ids)
         finally:
             elapsed = time.monotonic() - started
             route = getattr(scope.get("route"), "path", "unmatched")
@@ -85,66 +113,27 @@ class RequestContext:
             }
             log.info("request", extra={"fields": fields})
 
-
-class Auth:
-    """`Authorization: Bearer <key>` against the configured keys; 401 otherwise."""
-
-    def __init__(self, app: ASGIApp, keys: ApiKeys) -> None:
-        self.app = app
-        self.keys = keys
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
-            await self.app(scope, receive, send)
+    async def _admit(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if error := authenticate(scope, self.keys):
+            await send_error(send, error)
             return
-        state = scope.setdefault("state", {})
-        if not self.keys.configured:
-            state["tenant"] = "anonymous"
-            await self.app(scope, receive, send)
-            return
-        header = _header(scope, b"authorization") or ""
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not self.keys.check(key.strip()):
-            message = (
-                "Incorrect API key provided."
-                if header
-                else "Missing API key: send Authorization: Bearer <key>."
-            )
-            await send_error(
-                send,
-                GatewayError(
-                    message, status=401, code="invalid_api_key", type="invalid_request_error"
-                ),
-            )
-            return
-        state["tenant"] = tenant_of(key.strip())
-        await self.app(scope, receive, send)
-
-
-class ConcurrencyLimit:
-    """At most `limit` API requests in flight (a stream counts until it ends); 429 beyond."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-        self.in_flight = 0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+        if not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.limit:
-            error = GatewayError(
-                f"Too many requests in flight (limit {self.limit}); retry shortly.",
-                status=429,
-                code="rate_limit_exceeded",
-                type="rate_limit_exceeded",
-                headers={"retry-after": "1"},
-            )
-            await send_error(send, error)
+            await send_error(send, self._overloaded())
             return
         self.in_flight += 1
         try:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+
+    def _overloaded(self) -> GatewayError:
+        return GatewayError(
+            f"Too many requests in flight (limit {self.limit}); retry shortly.",
+            status=429,
+            code="rate_limit_exceeded",
+            type="rate_limit_exceeded",
+            headers={"retry-after": "1"},
+        )

@@ -57,6 +57,11 @@ def usage_dict(usage: pb.Usage) -> dict[str, Any]:
 class ChatCompletionBuilder:
     """Per-request state of one chat completion: text, tool calls, finish reason, usage."""
 
+    __slots__ = (
+        "_calls", "_created", "_finish", "_id", "_include_usage", "_model", "_new_id",
+        "_started", "_streaming", "_text", "_text_head", "_text_tail", "_usage",
+    )  # fmt: skip
+
     def __init__(
         self,
         *,

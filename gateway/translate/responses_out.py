@@ -53,6 +53,12 @@ def usage_dict(usage: pb.Usage) -> dict[str, Any]:
 class ResponseBuilder:
     """Per-request state of one Response: output items, sequence numbers, usage."""
 
+    __slots__ = (
+        "_args", "_calls", "_completed_at", "_created_at", "_delta_templates", "_done_at",
+        "_echo", "_error", "_frames", "_id", "_incomplete", "_incomplete_as_completed",
+        "_message", "_new_id", "_output", "_seq", "_status", "_streaming", "_text", "_usage",
+    )  # fmt: skip
+
     def __init__(
         self,
         echo: dict[str, Any],
