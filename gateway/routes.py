@@ -8,7 +8,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.requests import Request
@@ -21,7 +21,6 @@ from gateway.idempotency import Claim, IdempotencyStore, Stored
 from gateway.ids import new_id
 from gateway.metrics import CallMetrics, Metrics
 from gateway.pb import chat_service_pb2 as pb
-from gateway.sse import DONE, encode_data
 from gateway.translate import chat_in, models_out, responses_in
 from gateway.translate.chat_out import ChatCompletionBuilder
 from gateway.translate.responses_out import ResponseBuilder
@@ -160,6 +159,9 @@ async def _idempotent(
     return response
 
 
+# --- serving, shared by both endpoints --------------------------------------------------
+
+
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
@@ -181,12 +183,66 @@ def _open_chunks(request: Request, chat: pb.ChatRequest, route: str) -> AsyncIte
     )
 
 
-def _event_stream(body: AsyncIterator[bytes]) -> StreamingResponse:
+class StreamBuilder(Protocol):
+    """What both endpoints' builders do (translate.responses_out, translate.chat_out)."""
+
+    def start(self) -> bytes: ...
+    def add(self, chunk: pb.ChatChunk) -> bytes: ...
+    def finish(self) -> bytes: ...
+    def fail(self, error: GatewayError) -> bytes: ...
+    def body(self) -> dict[str, Any]: ...
+
+
+async def _serve(
+    request: Request,
+    raw: bytes,
+    stream: bool,
+    builder: StreamBuilder,
+    route: str,
+    chat: pb.ChatRequest,
+) -> Response:
+    """Call the backend; fold the reply into one body, or stream it as the builder's frames."""
+    chunks = _open_chunks(request, chat, route)
+    if not stream:
+
+        async def fold() -> dict[str, Any]:
+            async for chunk in chunks:
+                builder.add(chunk)
+            builder.finish()
+            return builder.body()
+
+        return await _unary(request, raw, fold)
+    # Wait for the first chunk before sending headers: an early failure is a real HTTP status.
+    first = await anext(chunks, None)
     return StreamingResponse(
-        body,
+        _stream(builder, first, chunks, request.app.state.metrics),
         media_type="text/event-stream",
         headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
     )
+
+
+async def _stream(
+    builder: StreamBuilder,
+    first: pb.ChatChunk | None,
+    chunks: AsyncIterator[pb.ChatChunk],
+    metrics: Metrics,
+) -> AsyncIterator[bytes]:
+    """The builder's frames; a failure after the headers ends the stream in-band."""
+    metrics.streams.inc()
+    try:
+        yield builder.start() + (builder.add(first) if first is not None else b"")
+        async for chunk in chunks:
+            if frames := builder.add(chunk):
+                yield frames
+        yield builder.finish()
+    except BackendError as exc:
+        yield builder.fail(exc)
+    except Exception:
+        log.exception("stream failed")
+        yield builder.fail(internal_error())
+    finally:
+        metrics.streams.dec()
+        await chunks.aclose()  # type: ignore[attr-defined]
 
 
 # --- /v1/responses ---------------------------------------------------------------------
@@ -205,44 +261,7 @@ async def create_response(request: Request) -> Response:
         incomplete_as_completed=settings.incomplete_as_completed,
         streaming=parsed.stream,
     )
-    chunks = _open_chunks(request, parsed.chat, "/v1/responses")
-    if not parsed.stream:
-
-        async def fold() -> dict[str, Any]:
-            async for chunk in chunks:
-                builder.add(chunk)
-            builder.finish()
-            return builder.response()
-
-        return await _unary(request, raw, fold)
-    # Wait for the first chunk before sending headers: an early failure is a real HTTP status.
-    first = await anext(chunks, None)
-    return _event_stream(_stream(builder, first, chunks, request.app.state.metrics))
-
-
-async def _stream(
-    builder: ResponseBuilder,
-    first: pb.ChatChunk | None,
-    chunks: AsyncIterator[pb.ChatChunk],
-    metrics: Metrics,
-) -> AsyncIterator[bytes]:
-    """Events as SSE frames; a failure after the headers ends the stream with response.failed."""
-    metrics.streams.inc()
-    try:
-        yield builder.start() + (builder.add(first) if first is not None else b"")
-        async for chunk in chunks:
-            if frames := builder.add(chunk):
-                yield frames
-        yield builder.finish()
-    except BackendError as exc:
-        code = "rate_limit_exceeded" if exc.status == 429 else "server_error"
-        yield builder.fail(exc.message, code)
-    except Exception:
-        log.exception("stream failed")
-        yield builder.fail("The server had an error while processing your request.")
-    finally:
-        metrics.streams.dec()
-        await chunks.aclose()  # type: ignore[attr-defined]
+    return await _serve(request, raw, parsed.stream, builder, "/v1/responses", parsed.chat)
 
 
 async def not_stored(request: Request) -> Response:
@@ -271,49 +290,8 @@ async def create_chat_completion(request: Request) -> Response:
         include_usage=parsed.include_usage,
         streaming=parsed.stream,
     )
-    chunks = _open_chunks(request, parsed.chat, "/v1/chat/completions")
-    if not parsed.stream:
-
-        async def fold() -> dict[str, Any]:
-            async for chunk in chunks:
-                builder.add(chunk)
-            return builder.completion()
-
-        return await _unary(request, raw, fold)
-    # Wait for the first chunk before sending headers: an early failure is a real HTTP status.
-    first = await anext(chunks, None)
-    return _event_stream(_chat_stream(builder, first, chunks, request.app.state.metrics))
-
-
-async def _chat_stream(
-    builder: ChatCompletionBuilder,
-    first: pb.ChatChunk | None,
-    chunks: AsyncIterator[pb.ChatChunk],
-    metrics: Metrics,
-) -> AsyncIterator[bytes]:
-    """Chunks as `data:` frames, then `data: [DONE]`.
-
-    A failure after the headers ends the stream with one `data: {"error": {...}}` frame
-    (the OpenAI error shape, which the SDK raises as APIError) and no [DONE], as OpenAI
-    does: [DONE] means the completion is whole, so a client that reads until [DONE]
-    must not mistake a broken stream for a finished one.
-    """
-    metrics.streams.inc()
-    try:
-        if first is not None:
-            yield builder.add(first)
-        async for chunk in chunks:
-            if frames := builder.add(chunk):
-                yield frames
-        yield builder.finish() + DONE
-    except BackendError as exc:
-        yield encode_data(exc.body())
-    except Exception:
-        log.exception("stream failed")
-        yield encode_data(internal_error().body())
-    finally:
-        metrics.streams.dec()
-        await chunks.aclose()  # type: ignore[attr-defined]
+    route = "/v1/chat/completions"
+    return await _serve(request, raw, parsed.stream, builder, route, parsed.chat)
 
 
 # --- /v1/models --------------------------------------------------------------------------

@@ -17,8 +17,9 @@ from typing import Any
 
 import orjson
 
+from gateway.errors import GatewayError
 from gateway.pb import chat_service_pb2 as pb
-from gateway.sse import encode_data
+from gateway.sse import DONE, encode_data
 
 Chunk = dict[str, Any]
 
@@ -119,10 +120,22 @@ class ChatCompletionBuilder:
         self._finish = reason or self._finish
         return frames
 
+    def start(self) -> bytes:
+        """Nothing: the role goes out with the first chunk."""
+        return b""
+
     def finish(self) -> bytes:
-        """What the stream still owes: the finish reason if no chunk carried one, then usage."""
+        """What the stream still owes: the finish reason if no chunk carried one, then usage,
+        then `data: [DONE]`."""
         frames = self._finish_frames()
-        return _encode(frames) if self._streaming else b""
+        return _encode(frames) + DONE if self._streaming else b""
+
+    def fail(self, error: GatewayError) -> bytes:
+        """A failure after the first frame: one `data: {"error": {...}}` frame (the OpenAI
+        error shape, which the SDK raises as APIError) and no [DONE], as OpenAI does: [DONE]
+        means the completion is whole, so a client reading until it must not mistake a broken
+        stream for a finished one."""
+        return encode_data(error.body())
 
     def _finish_frames(self) -> list[Chunk]:
         frames, _ = self._open({})
@@ -180,7 +193,7 @@ class ChatCompletionBuilder:
 
     # --- the envelope ------------------------------------------------------------
 
-    def completion(self) -> dict[str, Any]:
+    def body(self) -> dict[str, Any]:
         """The non-streaming body."""
         calls = [_copy_call(self._calls[i]) for i in sorted(self._calls)]
         text = "".join(self._text)

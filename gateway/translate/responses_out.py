@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from gateway.errors import GatewayError
 from gateway.pb import chat_service_pb2 as pb
 from gateway.sse import encode_event
 
@@ -121,8 +122,8 @@ class ResponseBuilder:
     def start(self) -> bytes:
         """The opening lifecycle events."""
         if self._streaming:
-            self._event("response.created", response=self.response())
-            self._event("response.in_progress", response=self.response())
+            self._event("response.created", response=self.body())
+            self._event("response.in_progress", response=self.body())
         return self._take()
 
     def add(self, chunk: pb.ChatChunk) -> bytes:
@@ -162,11 +163,13 @@ class ResponseBuilder:
         if self._incomplete_as_completed:
             terminal = "response.completed"
         if self._streaming:
-            self._event(terminal, response=self.response())
+            self._event(terminal, response=self.body())
         return self._take()
 
-    def fail(self, message: str, code: str = "server_error") -> bytes:
+    def fail(self, error: GatewayError) -> bytes:
         """End the stream with response.failed carrying the error."""
+        code = "rate_limit_exceeded" if error.status == 429 else "server_error"
+        message = error.message
         if self._message is not None:
             self._message["content"] = [_text_part("".join(self._text))]
             self._message["status"] = "incomplete"
@@ -176,12 +179,12 @@ class ResponseBuilder:
         self._status = "failed"
         self._error = {"code": code, "message": message}
         if self._streaming:
-            self._event("response.failed", response=self.response())
+            self._event("response.failed", response=self.body())
         return self._take()
 
     # --- the envelope --------------------------------------------------------
 
-    def response(self) -> dict[str, Any]:
+    def body(self) -> dict[str, Any]:
         echo = self._echo
         return {
             "id": self._id,

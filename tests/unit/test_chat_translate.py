@@ -376,13 +376,13 @@ def run(
     fold the frames into the same message as the envelope."""
     b = builder(include_usage)
     frames = parse_data_frames(b"".join(b.add(chunk) for chunk in chunks) + b.finish())
-    envelope = b.completion()
+    envelope = b.body()
     quiet = ChatCompletionBuilder(
         model="stub-echo", completion_id="chatcmpl-0000", created=1_700_000_000,
         new_id=counter_ids(), include_usage=include_usage, streaming=False,
     )  # fmt: skip
     assert b"".join(quiet.add(chunk) for chunk in chunks) + quiet.finish() == b""
-    assert quiet.completion() == envelope  # non-streaming: the same body
+    assert quiet.body() == envelope  # non-streaming: the same body
     strict_chat_completion(envelope)
     state: ChatCompletionStreamState[None] = ChatCompletionStreamState()
     for frame in frames:

@@ -22,7 +22,6 @@ from google.protobuf import json_format
 from backend_stub import behaviour
 from gateway.errors import BackendError
 from gateway.pb import chat_service_pb2 as pb
-from gateway.sse import DONE, encode_data
 from gateway.translate import chat_in, responses_in
 from gateway.translate.chat_out import ChatCompletionBuilder
 from gateway.translate.responses_out import ResponseBuilder
@@ -86,7 +85,7 @@ def fold_responses(
     frames = builder.start()
     for raw in chunks:
         if "error" in raw:
-            return frames + builder.fail(backend_error(raw).message), builder
+            return frames + builder.fail(backend_error(raw)), builder
         frames += builder.add(json_format.ParseDict(raw, pb.ChatChunk()))
     return frames + builder.finish(), builder
 
@@ -102,12 +101,12 @@ def test_responses(case: str, update: bool) -> None:
     for event in events:
         strict_event(event)
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
-    assert events[-1]["response"] == builder.response()  # the streamed envelope IS the body
+    assert events[-1]["response"] == builder.body()  # the streamed envelope IS the body
     quiet, unary = fold_responses(parsed.echo, chunks, streaming=False)
-    assert quiet == b"" and unary.response() == builder.response()  # non-streaming: same body
-    strict_response(builder.response())
+    assert quiet == b"" and unary.body() == builder.body()  # non-streaming: same body
+    strict_response(builder.body())
     check(folder / "events.sse", frames.decode(), update)
-    check(folder / "response.json", json.dumps(builder.response(), indent=2) + "\n", update)
+    check(folder / "response.json", json.dumps(builder.body(), indent=2) + "\n", update)
 
 
 @pytest.mark.parametrize("case", cases("chat"))
@@ -122,15 +121,15 @@ def test_chat(case: str, update: bool) -> None:
     frames = b""
     for raw in load_chunks(folder, parsed.chat, update):
         if "error" in raw:
-            frames += encode_data(backend_error(raw).body())
+            frames += builder.fail(backend_error(raw))
             break
         frames += builder.add(json_format.ParseDict(raw, pb.ChatChunk()))
     else:
-        frames += builder.finish() + DONE
+        frames += builder.finish()
     chunks = parse_data_frames(frames)
     for chunk in chunks:
         if "error" not in chunk:
             strict_chat_chunk(chunk)
-    strict_chat_completion(builder.completion())
+    strict_chat_completion(builder.body())
     check(folder / "frames.sse", frames.decode(), update)
-    check(folder / "completion.json", json.dumps(builder.completion(), indent=2) + "\n", update)
+    check(folder / "completion.json", json.dumps(builder.body(), indent=2) + "\n", update)

@@ -63,5 +63,5 @@ def test_non_streaming_builds_no_frames() -> None:
         + b.finish()
         == b""
     )
-    assert b.response()["output"][0]["content"][0]["text"] == "hi there"
-    assert b.response()["status"] == "completed"
+    assert b.body()["output"][0]["content"][0]["text"] == "hi there"
+    assert b.body()["status"] == "completed"
