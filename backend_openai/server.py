@@ -19,11 +19,10 @@ from typing import Any
 import grpc
 import httpx
 import orjson
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from backend_openai import translate
 from backend_openai.translate import UpstreamError
+from gateway.chat_server import Served, serve
 from gateway.pb import chat_service_pb2 as pb
 from gateway.pb import chat_service_pb2_grpc as pb_grpc
 
@@ -171,23 +170,22 @@ class OpenAIChatService(pb_grpc.ChatServiceServicer):
 class RunningBackend:
     """A started backend; `port` is the bound port."""
 
-    port: int
-    server: grpc.aio.Server
+    served: Served = field(repr=False)
     service: OpenAIChatService
-    health: health.aio.HealthServicer = field(repr=False)
+
+    @property
+    def port(self) -> int:
+        return self.served.port
+
+    @property
+    def server(self) -> grpc.aio.Server:
+        return self.served.server
 
     async def stop(self, grace: float | None = None) -> None:
         """Report NOT_SERVING, stop (finishing in-flight calls for `grace` seconds), then
         close the upstream client."""
-        await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace)
+        await self.served.stop(grace)
         await self.service.aclose()
-
-
-def _address(host: str, port: int) -> str:
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    return f"{host}:{port}"
 
 
 def make_client(
@@ -212,14 +210,6 @@ def make_client(
     )
 
 
-async def _add_health(server: grpc.aio.Server) -> health.aio.HealthServicer:
-    servicer = health.aio.HealthServicer()
-    for name in ("", SERVICE_NAME):
-        await servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    return servicer
-
-
 async def start(
     upstream: str,
     *,
@@ -238,26 +228,13 @@ async def start(
     client = make_client(
         upstream, api_key=api_key, connect_timeout=connect_timeout, read_timeout=read_timeout
     )
+    service = OpenAIChatService(client)
     try:
-        server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", max_message_bytes),
-                ("grpc.max_send_message_length", max_message_bytes),
-                ("grpc.so_reuseport", 0),
-            ]
-        )
-        service = OpenAIChatService(client)
-        pb_grpc.add_ChatServiceServicer_to_server(service, server)
-        health_servicer = await _add_health(server)
-        names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
-        reflection.enable_server_reflection(names, server)
-        bound = server.add_insecure_port(_address(host, port))
-        if bound == 0:
-            raise RuntimeError(f"backend_openai: cannot bind {_address(host, port)}")
-        await server.start()
+        served = await serve(service, host, port, max_message_bytes=max_message_bytes)
     except BaseException:
         await client.aclose()
         raise
     # The URL without userinfo: credentials never reach the logs.
-    _log("listening", host=host, port=bound, upstream=str(client.base_url.copy_with(userinfo=b"")))
-    return RunningBackend(bound, server, service, health_servicer)
+    upstream_url = str(client.base_url.copy_with(userinfo=b""))
+    _log("listening", host=host, port=served.port, upstream=upstream_url)
+    return RunningBackend(served, service)

@@ -10,16 +10,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from backend_stub import behaviour
+from gateway.chat_server import Served, serve
 from gateway.pb import chat_service_pb2 as pb
 from gateway.pb import chat_service_pb2_grpc as pb_grpc
 
 logger = logging.getLogger("backend_stub")
 
-SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["ChatService"].full_name
 _STATUS_CODES = {
     "invalid_argument": grpc.StatusCode.INVALID_ARGUMENT,
     "not_found": grpc.StatusCode.NOT_FOUND,
@@ -152,29 +150,20 @@ def _scripted_chunks(model: str, plan: behaviour.Plan) -> tuple[pb.ChatChunk, ..
 class RunningStub:
     """A started stub server; `port` is the bound port."""
 
-    port: int
-    server: grpc.aio.Server
+    served: Served = field(repr=False)
     service: StubChatService
-    health: health.aio.HealthServicer = field(repr=False)
+
+    @property
+    def port(self) -> int:
+        return self.served.port
+
+    @property
+    def server(self) -> grpc.aio.Server:
+        return self.served.server
 
     async def stop(self, grace: float | None = None) -> None:
         """Report NOT_SERVING, then stop (finishing in-flight calls for `grace` seconds)."""
-        await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace)
-
-
-def _address(host: str, port: int) -> str:
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    return f"{host}:{port}"
-
-
-async def _add_health(server: grpc.aio.Server) -> health.aio.HealthServicer:
-    servicer = health.aio.HealthServicer()
-    for name in ("", SERVICE_NAME):
-        await servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    return servicer
+        await self.served.stop(grace)
 
 
 async def start(
@@ -185,21 +174,7 @@ async def start(
     max_message_bytes: int = 64 * 1024 * 1024,
 ) -> RunningStub:
     """Start the stub on the running event loop; port 0 picks a free port."""
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.so_reuseport", 0),
-        ]
-    )
     service = StubChatService(chunk_delay=chunk_delay)
-    pb_grpc.add_ChatServiceServicer_to_server(service, server)
-    health_servicer = await _add_health(server)
-    names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
-    reflection.enable_server_reflection(names, server)
-    bound = server.add_insecure_port(_address(host, port))
-    if bound == 0:
-        raise RuntimeError(f"backend_stub: cannot bind {_address(host, port)}")
-    await server.start()
-    _log("listening", host=host, port=bound)
-    return RunningStub(bound, server, service, health_servicer)
+    served = await serve(service, host, port, max_message_bytes=max_message_bytes)
+    _log("listening", host=host, port=served.port)
+    return RunningStub(served, service)

@@ -21,21 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from tests.support import LoopThread
+from tests.support import LoopThread, ServedApp
 
 MODELS = ("fake-text", "fake-tools", "fake-json", "fake-error-frame", "fake-429", "fake-500", "fake-slow")  # fmt: skip
 CREATED = 1_700_000_000
@@ -176,32 +174,19 @@ class FakeOpenAI:
         self.requests: list[Recorded] = []
         self.disconnected = threading.Event()
         self.thread = LoopThread()
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self.port = self._sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}/v1"
         app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
             ]
         )
-        config = uvicorn.Config(app, log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self._serving = asyncio.run_coroutine_threadsafe(
-            self.server.serve([self._sock]), self.thread.loop
-        )
-        for _ in range(200):
-            if self.server.started or self._serving.done():
-                break
-            threading.Event().wait(0.02)
-        assert self.server.started, "fake upstream did not start"
+        self.served = ServedApp(self.thread, app, lifespan="off")
+        self.port = self.served.port
+        self.url = f"http://127.0.0.1:{self.port}/v1"
 
     def close(self) -> None:
-        self.server.should_exit = True
-        self._serving.result(10)
+        self.served.close()
         self.thread.close()
-        self._sock.close()
 
     def chat_requests(self) -> list[Recorded]:
         return [r for r in self.requests if r.path == "/v1/chat/completions"]

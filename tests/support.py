@@ -110,12 +110,12 @@ class LoopThread:
 class ServedApp:
     """An ASGI app on uvicorn, on a pre-bound 127.0.0.1 socket, on a LoopThread."""
 
-    def __init__(self, thread: LoopThread, app: Any) -> None:
+    def __init__(self, thread: LoopThread, app: Any, lifespan: str = "on") -> None:
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan=lifespan))
         self._serving = asyncio.run_coroutine_threadsafe(
             self.server.serve([self._sock]), thread.loop
         )

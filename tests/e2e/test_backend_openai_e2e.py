@@ -6,14 +6,11 @@ The whole path on 127.0.0.1: the Responses API and Chat Completions in front of 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +18,6 @@ from typing import Any
 import grpc
 import openai
 import pytest
-import uvicorn
 from openai import OpenAI
 
 from backend_openai.server import RunningBackend, start
@@ -31,7 +27,7 @@ from gateway.pb import chat_service_pb2 as pb
 from gateway.pb import chat_service_pb2_grpc as pb_grpc
 from tests import fake_openai
 from tests.fake_openai import FakeOpenAI
-from tests.support import LoopThread, free_port, strict_chat_completion, strict_response
+from tests.support import LoopThread, ServedApp, free_port, strict_chat_completion, strict_response
 
 
 class Stack:
@@ -42,26 +38,13 @@ class Stack:
         self.thread = LoopThread()
         self.backend: RunningBackend = self.thread.run(start(self.fake.url))
         settings = Settings(backend=f"127.0.0.1:{self.backend.port}", default_model="fake-text")
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self._serving = asyncio.run_coroutine_threadsafe(
-            self.server.serve([self._sock]), self.thread.loop
-        )
-        for _ in range(200):
-            if self.server.started or self._serving.done():
-                break
-            threading.Event().wait(0.02)
-        assert self.server.started, "gateway did not start"
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}/v1"
+        self.gateway = ServedApp(self.thread, create_app(settings))
+        self.url = self.gateway.url + "/v1"
 
     def close(self) -> None:
-        self.server.should_exit = True
-        self._serving.result(10)
+        self.gateway.close()
         self.thread.run(self.backend.stop(0))
         self.thread.close()
-        self._sock.close()
         self.fake.close()
 
 

@@ -1,0 +1,63 @@
+"""Serving a ChatService: a grpc.aio server with the standard health checking and server
+reflection services, so `grpcurl`, load balancers and the gateway's own client-side health
+checks can talk to it. The scaffolding shared by backend_stub and backend_openai."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from gateway.pb import chat_service_pb2 as pb
+from gateway.pb import chat_service_pb2_grpc as pb_grpc
+
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["ChatService"].full_name
+
+
+@dataclass
+class Served:
+    """A started server; `port` is the bound port."""
+
+    port: int
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer = field(repr=False)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Report NOT_SERVING (load balancers move away), then stop, finishing in-flight
+        calls for `grace` seconds."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+def address(host: str, port: int) -> str:
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
+async def serve(
+    servicer: pb_grpc.ChatServiceServicer, host: str, port: int, *, max_message_bytes: int
+) -> Served:
+    """Start `servicer` on the running event loop; port 0 picks a free port."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.so_reuseport", 0),  # an explicit port already in use fails, not shared
+        ]
+    )
+    pb_grpc.add_ChatServiceServicer_to_server(servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    bound = server.add_insecure_port(address(host, port))
+    if bound == 0:
+        raise RuntimeError(f"cannot bind {address(host, port)}")
+    await server.start()
+    return Served(bound, server, health_servicer)
