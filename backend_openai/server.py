@@ -13,7 +13,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -166,26 +165,7 @@ class OpenAIChatService(pb_grpc.ChatServiceServicer):
             raise transport_error(exc) from None
 
 
-@dataclass
-class RunningBackend:
-    """A started backend; `port` is the bound port."""
-
-    served: Served = field(repr=False)
-    service: OpenAIChatService
-
-    @property
-    def port(self) -> int:
-        return self.served.port
-
-    @property
-    def server(self) -> grpc.aio.Server:
-        return self.served.server
-
-    async def stop(self, grace: float | None = None) -> None:
-        """Report NOT_SERVING, stop (finishing in-flight calls for `grace` seconds), then
-        close the upstream client."""
-        await self.served.stop(grace)
-        await self.service.aclose()
+RunningBackend = Served[OpenAIChatService]  # stop() also closes the upstream client
 
 
 def make_client(
@@ -230,11 +210,13 @@ async def start(
     )
     service = OpenAIChatService(client)
     try:
-        served = await serve(service, host, port, max_message_bytes=max_message_bytes)
+        served = await serve(
+            service, host, port, max_message_bytes=max_message_bytes, on_stop=service.aclose
+        )
     except BaseException:
         await client.aclose()
         raise
     # The URL without userinfo: credentials never reach the logs.
     upstream_url = str(client.base_url.copy_with(userinfo=b""))
     _log("listening", host=host, port=served.port, upstream=upstream_url)
-    return RunningBackend(served, service)
+    return served

@@ -7,7 +7,6 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 import grpc
 
@@ -146,24 +145,7 @@ def _scripted_chunks(model: str, plan: behaviour.Plan) -> tuple[pb.ChatChunk, ..
     return tuple(head[: behaviour.FAIL_MID_AFTER])
 
 
-@dataclass
-class RunningStub:
-    """A started stub server; `port` is the bound port."""
-
-    served: Served = field(repr=False)
-    service: StubChatService
-
-    @property
-    def port(self) -> int:
-        return self.served.port
-
-    @property
-    def server(self) -> grpc.aio.Server:
-        return self.served.server
-
-    async def stop(self, grace: float | None = None) -> None:
-        """Report NOT_SERVING, then stop (finishing in-flight calls for `grace` seconds)."""
-        await self.served.stop(grace)
+RunningStub = Served[StubChatService]
 
 
 async def start(
@@ -177,4 +159,4 @@ async def start(
     service = StubChatService(chunk_delay=chunk_delay)
     served = await serve(service, host, port, max_message_bytes=max_message_bytes)
     _log("listening", host=host, port=served.port)
-    return RunningStub(served, service)
+    return served

@@ -4,7 +4,9 @@ checks can talk to it. The scaffolding shared by backend_stub and backend_openai
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -16,19 +18,26 @@ from gateway.pb import chat_service_pb2_grpc as pb_grpc
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["ChatService"].full_name
 
 
+S = TypeVar("S", bound=pb_grpc.ChatServiceServicer)
+
+
 @dataclass
-class Served:
-    """A started server; `port` is the bound port."""
+class Served(Generic[S]):
+    """A started server of `service`; `port` is the bound port."""
 
     port: int
     server: grpc.aio.Server
+    service: S
     health: health.aio.HealthServicer = field(repr=False)
+    on_stop: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
 
     async def stop(self, grace: float | None = None) -> None:
-        """Report NOT_SERVING (load balancers move away), then stop, finishing in-flight
-        calls for `grace` seconds."""
+        """Report NOT_SERVING (load balancers move away), stop, finishing in-flight calls
+        for `grace` seconds, then run `on_stop`."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        if self.on_stop is not None:
+            await self.on_stop()
 
 
 def address(host: str, port: int) -> str:
@@ -38,8 +47,13 @@ def address(host: str, port: int) -> str:
 
 
 async def serve(
-    servicer: pb_grpc.ChatServiceServicer, host: str, port: int, *, max_message_bytes: int
-) -> Served:
+    servicer: S,
+    host: str,
+    port: int,
+    *,
+    max_message_bytes: int,
+    on_stop: Callable[[], Awaitable[None]] | None = None,
+) -> Served[S]:
     """Start `servicer` on the running event loop; port 0 picks a free port."""
     server = grpc.aio.server(
         options=[
@@ -60,4 +74,4 @@ async def serve(
     if bound == 0:
         raise RuntimeError(f"cannot bind {address(host, port)}")
     await server.start()
-    return Served(bound, server, health_servicer)
+    return Served(bound, server, servicer, health_servicer, on_stop)
