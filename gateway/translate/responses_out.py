@@ -122,8 +122,9 @@ class ResponseBuilder:
     def start(self) -> bytes:
         """The opening lifecycle events."""
         if self._streaming:
-            self._event("response.created", response=self.body())
-            self._event("response.in_progress", response=self.body())
+            envelope = self.body()  # the same (in-progress) envelope for both events
+            self._event("response.created", response=envelope)
+            self._event("response.in_progress", response=envelope)
         return self._take()
 
     def add(self, chunk: pb.ChatChunk) -> bytes:
