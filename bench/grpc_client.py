@@ -20,7 +20,7 @@ from gateway.pb import chat_service_pb2_grpc as pb_grpc
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
     message = pb.Message(role=pb.ROLE_USER, content=[pb.ContentPart(text=text_of(args.words))])
-    request = pb.ChatRequest(model="stub-echo", messages=[message])
+    request = pb.ChatRequest(model="stub-echo", messages=[message], buffered=args.buffered)
     ttfc: list[float] = []
     ttlc: list[float] = []
     chunks = 0
@@ -70,6 +70,7 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--stub-pid", type=int, default=0)
+    p.add_argument("--buffered", action="store_true", help="ask for the whole reply in one chunk")
     args = p.parse_args()
     try:
         import uvloop  # the gateway's loop under uvicorn loop="auto"

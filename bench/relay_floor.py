@@ -2,8 +2,9 @@
 
 Same uvicorn settings and the same gRPC contract as the gateway (gateway.pb stubs,
 one shared channel), but no translation, validation or bookkeeping:
-non-streaming concatenates the chunk texts into one small JSON body; streaming
-writes one SSE `data:` frame per chunk with the raw text.
+non-streaming concatenates the chunk texts into one small JSON body (asking for a
+buffered reply, as the gateway does); streaming writes one SSE `data:` frame per chunk
+with the raw text.
 """
 
 from __future__ import annotations
@@ -38,8 +39,11 @@ def create_app(backend: str) -> Starlette:
 async def relay(request: Request) -> Response:
     data = orjson.loads(await request.body())
     message = pb.Message(role=pb.ROLE_USER, content=[pb.ContentPart(text=data["input"])])
-    call = request.app.state.stub.Chat(pb.ChatRequest(model=data["model"], messages=[message]))
-    if not data.get("stream"):
+    stream = bool(data.get("stream"))
+    # `buffered` is part of the contract: the floor uses it as the gateway does.
+    chat = pb.ChatRequest(model=data["model"], messages=[message], buffered=not stream)
+    call = request.app.state.stub.Chat(chat)
+    if not stream:
         text = "".join([chunk.text async for chunk in call])
         return Response(orjson.dumps({"text": text}), media_type="application/json")
     return StreamingResponse(_frames(call), media_type="text/event-stream")

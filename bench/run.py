@@ -195,6 +195,7 @@ class Bench:
                         str(dur),
                         "--stub-pid",
                         str(self.stub_pid),
+                        *(["--buffered"] if name == "ns16" else []),  # as gateway and relay ask
                     ],
                     GATEWAY_CPU,
                     timeout=dur + 60,
