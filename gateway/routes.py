@@ -89,18 +89,27 @@ async def _unary(request: Request, raw: bytes, fold: Callable[[], Awaitable[Any]
 
 
 async def _unless_disconnected(request: Request, fold: Callable[[], Awaitable[Any]]) -> Any:
-    """Run `fold`; a client that goes away meanwhile cancels it (and so the backend call)."""
-    work = asyncio.ensure_future(fold())
-    gone = asyncio.ensure_future(_disconnected(request))
+    """Run `fold` in this task; a client that goes away meanwhile cancels it (and so the
+    backend call). One watcher task per request, the least the ASGI interface allows."""
+    task = asyncio.current_task()
+    assert task is not None
+    watcher = asyncio.ensure_future(_cancel_on_disconnect(request, task))
     try:
-        await asyncio.wait((work, gone), return_when=asyncio.FIRST_COMPLETED)
+        return await fold()
+    except asyncio.CancelledError:
+        if not watcher.done() or watcher.cancelled():
+            raise  # cancelled from outside (shutdown): not ours to swallow
+        task.uncancel()
+        raise GatewayError(
+            "Client closed the request.", status=499, code="client_closed_request"
+        ) from None
     finally:
-        gone.cancel()
-        if not work.done():
-            work.cancel()
-    if not work.done() or work.cancelled():
-        raise GatewayError("Client closed the request.", status=499, code="client_closed_request")
-    return work.result()
+        watcher.cancel()
+
+
+async def _cancel_on_disconnect(request: Request, task: asyncio.Task[Any]) -> None:
+    await _disconnected(request)
+    task.cancel()
 
 
 async def _disconnected(request: Request) -> None:
