@@ -63,31 +63,30 @@ def strict_event(data: dict[str, Any]) -> Any:
     return event
 
 
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def strict(model: type[M], data: dict[str, Any], name: str) -> M:
+    """Validate `data` as `model` strictly: types, required fields, no unknown keys."""
+    value = model.model_validate(data, strict=True)
+    _no_extras(value, name)
+    return value
+
+
 def strict_response(data: dict[str, Any]) -> Response:
-    response = Response.model_validate(data, strict=True)
-    _no_extras(response, "response")
-    return response
+    return strict(Response, data, "response")
 
 
 def strict_chat_completion(data: dict[str, Any]) -> ChatCompletion:
-    """Validate a chat.completion body strictly (types, required fields, no unknown keys)."""
-    completion = ChatCompletion.model_validate(data, strict=True)
-    _no_extras(completion, "chat.completion")
-    return completion
+    return strict(ChatCompletion, data, "chat.completion")
 
 
 def strict_chat_chunk(data: dict[str, Any]) -> ChatCompletionChunk:
-    """Validate one chat.completion.chunk strictly."""
-    chunk = ChatCompletionChunk.model_validate(data, strict=True)
-    _no_extras(chunk, "chat.completion.chunk")
-    return chunk
+    return strict(ChatCompletionChunk, data, "chat.completion.chunk")
 
 
 def strict_model(data: dict[str, Any]) -> Model:
-    """Validate one model object strictly."""
-    model = Model.model_validate(data, strict=True)
-    _no_extras(model, "model")
-    return model
+    return strict(Model, data, "model")
 
 
 class LoopThread:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import httpx
@@ -222,19 +221,3 @@ def test_large_data_url_image_goes_through(client: OpenAI, servers: Servers) -> 
     )
     assert completion.choices[0].message.content == "describe [image]"
     assert len(servers.stub.service.calls[-1].messages[0].content[1].image.url) == len(url)
-
-
-def test_disconnect_mid_stream_cancels_backend(servers: Servers) -> None:
-    body = {"model": "stub-slow", "messages": user(" ".join(["word"] * 200)), "stream": True}
-    with (
-        httpx.Client(base_url=servers.url, timeout=10) as http,
-        http.stream("POST", "/v1/chat/completions", json=body) as response,
-    ):
-        assert response.status_code == 200
-        request_id = response.headers["x-request-id"]
-        lines = response.iter_lines()
-        while '"content":"word' not in next(lines):
-            pass
-    started = time.monotonic()
-    assert servers.stub.service.wait_cancelled(request_id, timeout=2.0)
-    assert time.monotonic() - started < 1.0

@@ -243,6 +243,30 @@ def test_retry_before_first_chunk_succeeds(servers: Servers) -> None:
 # --- cancellation and ids ---------------------------------------------------------------------
 
 
+STREAMS = {
+    "/v1/responses": ({"input": " ".join(["word"] * 200)}, "output_text.delta"),
+    "/v1/chat/completions": (
+        {"messages": [{"role": "user", "content": " ".join(["word"] * 200)}]},
+        '"content":"word',
+    ),
+}
+
+
+@pytest.mark.parametrize("path", sorted(STREAMS))
+def test_disconnect_mid_stream_cancels_backend(servers: Servers, path: str) -> None:
+    fields, started_marker = STREAMS[path]
+    body = {"model": "stub-slow", "stream": True, **fields}
+    with http(servers, key=None) as c, c.stream("POST", path, json=body) as response:
+        assert response.status_code == 200
+        request_id = response.headers["x-request-id"]
+        lines = response.iter_lines()
+        while started_marker not in next(lines):
+            pass
+    started = time.monotonic()
+    assert servers.stub.service.wait_cancelled(request_id, timeout=2.0)
+    assert time.monotonic() - started < 1.0
+
+
 def test_disconnect_cancels_non_streaming_call(servers: Servers) -> None:
     slow = {"model": "stub-slow", "input": " ".join(["w"] * 100)}
     with http(servers, key=None) as c, pytest.raises(httpx.ReadTimeout):

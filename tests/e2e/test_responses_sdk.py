@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
@@ -175,22 +174,6 @@ def test_unknown_model_is_404(client: OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as info:
         client.responses.create(model="no-such-model", input="hi")
     assert info.value.param == "model"
-
-
-def test_disconnect_mid_stream_cancels_backend(servers: Servers) -> None:
-    body = {"model": "stub-slow", "input": " ".join(["word"] * 200), "stream": True}
-    with (
-        httpx.Client(base_url=servers.url, timeout=10) as http,
-        http.stream("POST", "/v1/responses", json=body) as response,
-    ):
-        assert response.status_code == 200
-        request_id = response.headers["x-request-id"]
-        lines = response.iter_lines()
-        while "output_text.delta" not in next(lines):
-            pass
-    started = time.monotonic()
-    assert servers.stub.service.wait_cancelled(request_id, timeout=2.0)
-    assert time.monotonic() - started < 1.0
 
 
 def test_every_error_is_openai_shaped(servers: Servers) -> None:
