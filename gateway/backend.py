@@ -1,4 +1,4 @@
-"""ChatBackend: the gateway's one gRPC client (the only gateway module that imports grpc)."""
+"""ChatBackend: the gateway's one gRPC client (the HTTP side's only module that imports grpc)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,18 @@ from typing import Protocol
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from gateway.chat_server import SERVICE_NAME
 from gateway.errors import BackendError
 from gateway.pb import chat_service_pb2 as pb
 from gateway.pb import chat_service_pb2_grpc as pb_grpc
 
-SERVICE = pb.DESCRIPTOR.services_by_name["ChatService"].full_name
 # Spread calls over every address the target resolves to; a replica that fails the standard
 # health check (or its connection) gets no calls until it is SERVING again.
 SERVICE_CONFIG = json.dumps(
-    {"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": SERVICE}}
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "healthCheckConfig": {"serviceName": SERVICE_NAME},
+    }
 )
 
 
@@ -113,7 +116,7 @@ class ChatBackend:
 
     async def ready(self, *, timeout: float = 2.0) -> bool:
         """The backend answers the standard gRPC health check with SERVING."""
-        request = health_pb2.HealthCheckRequest(service=SERVICE)
+        request = health_pb2.HealthCheckRequest(service=SERVICE_NAME)
         try:
             reply = await self._health.Check(request, timeout=timeout)  # type: ignore[attr-defined]
         except grpc.aio.AioRpcError:
