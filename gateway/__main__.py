@@ -6,8 +6,10 @@ import argparse
 import contextlib
 import dataclasses
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +18,7 @@ import uvicorn
 from gateway import logs
 from gateway.app import SETTINGS_ENV, create_app
 from gateway.config import Settings, bind_refusal
+from gateway.metrics import MULTIPROC_ENV
 
 
 class DrainingServer(uvicorn.Server):
@@ -59,6 +62,21 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     return dataclasses.replace(base, **vars(args))
 
 
+def run_workers(settings: Settings, options: dict[str, Any]) -> None:
+    """N processes on one port. Each builds the app from the same settings
+    (gateway.app.app_from_env); their metrics meet in one multiprocess directory, so a
+    scrape answered by any of them counts every process."""
+    os.environ[SETTINGS_ENV] = settings.to_json()
+    own_dir = MULTIPROC_ENV not in os.environ
+    if own_dir:
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="gateway-metrics-")
+    try:
+        uvicorn.run("gateway.app:app_from_env", factory=True, workers=settings.workers, **options)
+    finally:
+        if own_dir:
+            shutil.rmtree(os.environ.pop(MULTIPROC_ENV), ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     settings = parse_args(argv)
     logs.configure()
@@ -74,9 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         "timeout_graceful_shutdown": max(1, round(settings.shutdown_grace)),
     }
     if settings.workers > 1:
-        # Each worker process builds the app from the same settings (gateway.app.app_from_env).
-        os.environ[SETTINGS_ENV] = settings.to_json()
-        uvicorn.run("gateway.app:app_from_env", factory=True, workers=settings.workers, **options)
+        run_workers(settings, options)
         return
     DrainingServer(uvicorn.Config(create_app(settings), **options)).run()
 

@@ -6,13 +6,16 @@ output tokens, in-flight streams, backend errors by gRPC code, idempotent replay
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from gateway.pb import chat_service_pb2 as pb
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Seconds; LLM latencies span milliseconds (first token) to minutes (long replies).
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -41,7 +44,12 @@ class Metrics:
         self.output_tokens = Counter(
             "gateway_output_tokens", "Output tokens reported by the backend", ["route"], registry=r
         )
-        self.streams = Gauge("gateway_streams_in_flight", "Open streaming responses", registry=r)
+        self.streams = Gauge(
+            "gateway_streams_in_flight",
+            "Open streaming responses",
+            registry=r,
+            multiprocess_mode="livesum",  # with --workers: the sum over live processes
+        )
         self.backend_errors = Counter(
             "gateway_backend_errors",
             "Backend calls that failed, by gRPC code",
@@ -77,6 +85,12 @@ class Metrics:
         return children
 
     def exposition(self) -> bytes:
+        """This process's metrics; with PROMETHEUS_MULTIPROC_DIR set (as `--workers` sets it),
+        every worker's, summed, so a scrape answered by any worker sees the whole server."""
+        if os.environ.get(MULTIPROC_ENV):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
         return generate_latest(self.registry)
 
 

@@ -124,8 +124,11 @@ def test_workers_serve_one_port_as_one(
             httpx.post(gateway.url + "/v1/responses", json=body, headers=headers, timeout=10)
             for _ in range(30)
         ]
+        scrapes = [httpx.get(gateway.url + "/metrics", timeout=10).text for _ in range(6)]
     finally:
         gateway.stop()
+    counted = 'gateway_requests_total{route="/v1/responses",status="200"} 30.0'
+    assert all(counted in text for text in scrapes), "every scrape counts both workers' requests"
     assert {a.json()["id"] for a in answers} == {answers[0].json()["id"]}  # ran once
     assert sum(1 for a in answers if a.headers.get("idempotent-replayed") == "true") == 29
     records = [json.loads(line) for line in gateway.logs().splitlines() if line.startswith("{")]
