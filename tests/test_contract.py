@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def buf() -> str:
-    path = shutil.which("buf")
+    """buf from buf-bin: next to this Python (a virtualenv's bin/), else on PATH."""
+    beside = Path(sys.executable).parent / "buf"
+    path = str(beside) if beside.exists() else shutil.which("buf")
     if path is None:
         pytest.fail("buf is not installed: pip install -e '.[dev]' (it brings buf-bin)")
     return path
