@@ -86,11 +86,7 @@ REJECTED: dict[str, f.Rejection] = {
 }
 # Accepted and not forwarded: identifiers and hints for OpenAI's own infrastructure.
 IGNORED: dict[str, str] = {
-    "user": "end-user id for OpenAI's abuse monitoring; nothing to forward it to",
-    "safety_identifier": "end-user id for OpenAI's abuse monitoring; nothing to forward it to",
-    "prompt_cache_key": "OpenAI prompt-cache routing hint; the backend caches on its own",
-    "prompt_cache_retention": "OpenAI prompt-cache policy; the backend caches on its own",
-    "prompt_cache_options": "OpenAI prompt-cache policy; the backend caches on its own",
+    **f.OPENAI_HINTS,
     "metadata": "tags stored completions; nothing is stored (store must be false)",
 }
 # stream_options.include_obfuscation is accepted and not applied: frames carry no padding.

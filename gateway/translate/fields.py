@@ -134,3 +134,14 @@ def check_fields(
             raise unknown(key)
         if key in rejected and not rejected[key][0](value):
             raise unsupported(key, f"'{key}' is not supported with this value. {rejected[key][1]}")
+
+
+# Accepted on both endpoints and not forwarded: identifiers and cache hints that only mean
+# something to OpenAI's own infrastructure (field -> why it is ignored).
+OPENAI_HINTS: dict[str, str] = {
+    "user": "end-user id for OpenAI's abuse monitoring; nothing to forward it to",
+    "safety_identifier": "end-user id for OpenAI's abuse monitoring; nothing to forward it to",
+    "prompt_cache_key": "OpenAI prompt-cache routing hint; the backend caches on its own",
+    "prompt_cache_retention": "OpenAI prompt-cache policy; the backend caches on its own",
+    "prompt_cache_options": "OpenAI prompt-cache policy; the backend caches on its own",
+}
