@@ -12,10 +12,10 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 
 from backend_openai.server import start
 from gateway import logs
+from gateway.chat_server import serve_until_signalled
 
 
 def _timeout(value: str) -> float | None:
@@ -69,13 +69,7 @@ async def serve(args: argparse.Namespace) -> None:
         connect_timeout=args.connect_timeout,
         read_timeout=args.read_timeout,
     )
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
-    await stopping.wait()
-    logging.getLogger("backend_openai").info("stopping", extra={"fields": {"port": backend.port}})
-    await backend.stop(grace=1.0)
+    await serve_until_signalled(backend, logging.getLogger("backend_openai"))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from typing import Any
 
 import grpc
 import httpx
@@ -21,7 +20,7 @@ import orjson
 
 from backend_openai import translate
 from backend_openai.translate import UpstreamError
-from gateway.chat_server import Served, serve
+from gateway.chat_server import Served, metadata_of, serve
 from gateway.pb import chat_service_pb2 as pb
 from gateway.pb import chat_service_pb2_grpc as pb_grpc
 
@@ -35,13 +34,6 @@ FORWARDED_METADATA = ("traceparent", "tracestate")
 
 def _log(event: str, **fields: object) -> None:
     logger.info(event, extra={"fields": fields})
-
-
-def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in context.invocation_metadata() or ():
-        out[key] = value if isinstance(value, str) else value.decode(errors="replace")
-    return out
 
 
 def upstream_headers(request_id: str, metadata: Mapping[str, str]) -> dict[str, str]:
@@ -89,7 +81,7 @@ class OpenAIChatService(pb_grpc.ChatServiceServicer):
     async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.ListModelsResponse:
-        metadata = _metadata(context)
+        metadata = metadata_of(context)
         headers = upstream_headers(metadata.get("x-request-id", ""), metadata)
         status = "ok"
         try:
@@ -108,7 +100,7 @@ class OpenAIChatService(pb_grpc.ChatServiceServicer):
     async def Chat(
         self, request: pb.ChatRequest, context: ChatContext
     ) -> AsyncIterator[pb.ChatChunk]:
-        metadata = _metadata(context)
+        metadata = metadata_of(context)
         rid = request.request_id or metadata.get("x-request-id", "")
         status, sent, started = "ok", 0, time.monotonic()
         relay = self._relay(request, upstream_headers(rid, metadata))

@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 
 from backend_stub.server import start
 from gateway import logs
+from gateway.chat_server import serve_until_signalled
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,13 +30,7 @@ async def serve(args: argparse.Namespace) -> None:
         chunk_delay=args.chunk_delay,
         max_message_bytes=args.max_message_bytes,
     )
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
-    await stopping.wait()
-    logging.getLogger("backend_stub").info("stopping", extra={"fields": {"port": stub.port}})
-    await stub.stop(grace=1.0)
+    await serve_until_signalled(stub, logging.getLogger("backend_stub"))
 
 
 def main(argv: list[str] | None = None) -> None:

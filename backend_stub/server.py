@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from backend_stub import behaviour
-from gateway.chat_server import Served, serve
+from gateway.chat_server import Served, metadata_of, serve
 from gateway.pb import chat_service_pb2 as pb
 from gateway.pb import chat_service_pb2_grpc as pb_grpc
 
@@ -22,23 +22,6 @@ _STATUS_CODES = {
     "not_found": grpc.StatusCode.NOT_FOUND,
 }
 ChatContext = grpc.aio.ServicerContext[pb.ChatRequest, pb.ChatChunk]
-
-
-def request_id_of(request: pb.ChatRequest, context: ChatContext) -> str:
-    """ChatRequest.request_id, else the `x-request-id` metadata value, else ""."""
-    if request.request_id:
-        return request.request_id
-    for key, value in context.invocation_metadata() or ():
-        if key == "x-request-id":
-            return value if isinstance(value, str) else value.decode(errors="replace")
-    return ""
-
-
-def _metadata(context: ChatContext) -> dict[str, str]:
-    return {
-        key: value if isinstance(value, str) else value.decode(errors="replace")
-        for key, value in context.invocation_metadata() or ()
-    }
 
 
 def _log(event: str, **fields: object) -> None:
@@ -94,8 +77,9 @@ class StubChatService(pb_grpc.ChatServiceServicer):
     async def Chat(
         self, request: pb.ChatRequest, context: ChatContext
     ) -> AsyncIterator[pb.ChatChunk]:
-        self._record(request, metadata=_metadata(context))
-        rid, model = request_id_of(request, context), request.model
+        metadata = metadata_of(context)
+        self._record(request, metadata=metadata)
+        rid, model = request.request_id or metadata.get("x-request-id", ""), request.model
         status, sent, started = "ok", 0, time.monotonic()
         try:
             try:

@@ -4,9 +4,12 @@ checks can talk to it. The scaffolding shared by backend_stub and backend_openai
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -38,6 +41,25 @@ class Served(Generic[S]):
         await self.server.stop(grace)
         if self.on_stop is not None:
             await self.on_stop()
+
+
+def metadata_of(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
+    """A call's gRPC metadata as text (x-request-id, traceparent, ...)."""
+    return {
+        key: value if isinstance(value, str) else value.decode(errors="replace")
+        for key, value in context.invocation_metadata() or ()
+    }
+
+
+async def serve_until_signalled(served: Served[Any], logger: logging.Logger) -> None:
+    """For a `python -m` entry point: serve until SIGINT or SIGTERM, then stop gracefully."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    logger.info("stopping", extra={"fields": {"port": served.port}})
+    await served.stop(grace=1.0)
 
 
 def address(host: str, port: int) -> str:

@@ -12,26 +12,18 @@ import logging
 import time
 from typing import Any
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.auth import ApiKeys, tenant_of
 from gateway.errors import GatewayError
 from gateway.ids import new_id
 from gateway.metrics import Metrics
+from gateway.routes import error_response
 
 log = logging.getLogger("gateway")
 
 # Paths served without an API key: probes and scrapes.
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-
-
-async def send_error(send: Send, error: GatewayError) -> None:
-    """Answer `error` directly from a middleware."""
-    headers = [(b"content-type", b"application/json")]
-    headers += [(k.encode(), v.encode()) for k, v in error.headers.items()]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": orjson.dumps(error.body())})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -115,13 +107,13 @@ class Edge:
 
     async def _admit(self, scope: Scope, receive: Receive, send: Send) -> None:
         if error := authenticate(scope, self.keys):
-            await send_error(send, error)
+            await error_response(error)(scope, receive, send)
             return
         if not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.limit:
-            await send_error(send, self._overloaded())
+            await error_response(self._overloaded())(scope, receive, send)
             return
         self.in_flight += 1
         try:
@@ -134,6 +126,5 @@ class Edge:
             f"Too many requests in flight (limit {self.limit}); retry shortly.",
             status=429,
             code="rate_limit_exceeded",
-            type="rate_limit_exceeded",
             headers={"retry-after": "1"},
         )

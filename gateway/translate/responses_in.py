@@ -402,20 +402,16 @@ def _text_format(body: Mapping[str, Any], chat: pb.ChatRequest) -> dict[str, Any
     fmt = _format(text["format"], "text.format") if text.get("format") is not None else None
     legacy = body.get("response_format")
     if legacy is not None:
-        legacy_fmt = _format(
-            _flatten_response_format(f.obj(legacy, "response_format")), "response_format"
-        )
-        if fmt is not None and fmt != legacy_fmt:
+        flat = _flatten_response_format(f.obj(legacy, "response_format"))
+        legacy_fmt = _format(flat, "response_format")
+        if fmt is not None and fmt[0] != legacy_fmt[0]:
             raise f.invalid_value(
                 "response_format", "it disagrees with text.format; send only one."
             )
         fmt = legacy_fmt
-    fmt = fmt or {"type": "text"}
-    if fmt["type"] == "json_schema":
-        chat.response_format.CopyFrom(common.json_schema_format(fmt, "text.format"))
-    else:
-        chat.response_format.CopyFrom(common.simple_format(fmt["type"]))
-    return {"format": fmt, "verbosity": "medium"}
+    echo, response_format = fmt or ({"type": "text"}, common.simple_format("text"))
+    chat.response_format.CopyFrom(response_format)
+    return {"format": echo, "verbosity": "medium"}
 
 
 def _flatten_response_format(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -429,16 +425,17 @@ def _flatten_response_format(value: Mapping[str, Any]) -> Mapping[str, Any]:
 _FORMAT_KEYS = frozenset({"type", "name", "schema", "description", "strict"})
 
 
-def _format(value: object, param: str) -> dict[str, Any]:
+def _format(value: object, param: str) -> tuple[dict[str, Any], pb.ResponseFormat]:
+    """One format object: what the envelope echoes, and what the backend gets."""
     fmt = f.obj(value, param)
     kind = f.choice(fmt.get("type"), f"{param}.type", ("text", "json_object", "json_schema"))
     if kind != "json_schema":
         f.check_keys(fmt, frozenset({"type"}), param)
-        return {"type": kind}
+        return {"type": kind}, common.simple_format(kind)
     f.check_keys(fmt, _FORMAT_KEYS, param)
-    common.json_schema_format(fmt, param)  # validates
-    out = {"type": "json_schema", "name": fmt["name"], "schema": fmt.get("schema") or {}}
+    response_format = common.json_schema_format(fmt, param)
+    echo = {"type": "json_schema", "name": fmt["name"], "schema": fmt.get("schema") or {}}
     if fmt.get("description") is not None:
-        out["description"] = fmt["description"]
-    out["strict"] = fmt.get("strict")
-    return out
+        echo["description"] = fmt["description"]
+    echo["strict"] = fmt.get("strict")
+    return echo, response_format

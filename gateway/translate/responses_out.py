@@ -98,11 +98,12 @@ class ResponseBuilder:
         self._frames.append(encode_event({"type": type_, "sequence_number": self._seq, **fields}))
         self._seq += 1
 
-    def _delta(self, item_id: str, delta: str) -> None:
+    def _delta(self, item_id: str, delta: str) -> bytes:
         """A delta event from its item's template (the same bytes as `_event` would make)."""
         head, middle, tail = self._delta_templates[item_id]
-        self._frames.append(head + str(self._seq).encode() + middle + orjson.dumps(delta) + tail)
-        self._seq += 1
+        seq = self._seq
+        self._seq = seq + 1
+        return head + str(seq).encode() + middle + orjson.dumps(delta) + tail
 
     def _template(self, item_id: str, kind: bytes, output_index: int) -> None:
         """Made once per item: everything of its delta events but the number and the delta."""
@@ -147,12 +148,7 @@ class ResponseBuilder:
         """More text for the open message: one delta frame, straight from its template."""
         assert self._message is not None
         self._text.append(text)
-        if not self._streaming:
-            return b""
-        head, middle, tail = self._delta_templates[self._message["id"]]
-        seq = self._seq
-        self._seq = seq + 1
-        return head + str(seq).encode() + middle + orjson.dumps(text) + tail
+        return self._delta(self._message["id"], text) if self._streaming else b""
 
     def finish(self) -> bytes:
         """Close what is open and end with response.completed (or .incomplete)."""
@@ -223,7 +219,7 @@ class ResponseBuilder:
         self._text.append(text)
         if self._streaming:
             assert self._message is not None
-            self._delta(self._message["id"], text)
+            self._frames.append(self._delta(self._message["id"], text))
 
     def _open_message(self) -> None:
         self._close_calls()
@@ -289,7 +285,7 @@ class ResponseBuilder:
         if delta.arguments:
             self._args[delta.index].append(delta.arguments)
             if self._streaming:
-                self._delta(item["id"], delta.arguments)
+                self._frames.append(self._delta(item["id"], delta.arguments))
 
     def _close_calls(self) -> None:
         for index, item in self._calls.items():
