@@ -4,11 +4,14 @@ Same uvicorn settings and the same gRPC contract as the gateway (gateway.pb stub
 one shared channel), but no translation, validation or bookkeeping:
 non-streaming concatenates the chunk texts into one small JSON body (asking for a
 buffered reply, as the gateway does); streaming writes one SSE `data:` frame per chunk
-with the raw text.
+with the raw text, straight to ASGI `send` as the gateway does (Starlette's
+StreamingResponse costs a task group and a second task per stream), and a client
+disconnect cancels the call (one watcher task, as in the gateway).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -16,8 +19,9 @@ import grpc
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from gateway.pb import chat_service_pb2 as pb
 from gateway.pb import chat_service_pb2_grpc as pb_grpc
@@ -36,7 +40,7 @@ def create_app(backend: str) -> Starlette:
     return Starlette(routes=[Route("/v1/responses", relay, methods=["POST"])], lifespan=lifespan)
 
 
-async def relay(request: Request) -> Response:
+async def relay(request: Request) -> Response | Relay:
     data = orjson.loads(await request.body())
     message = pb.Message(role=pb.ROLE_USER, content=[pb.ContentPart(text=data["input"])])
     stream = bool(data.get("stream"))
@@ -46,12 +50,34 @@ async def relay(request: Request) -> Response:
     if not stream:
         text = "".join([chunk.text async for chunk in call])
         return Response(orjson.dumps({"text": text}), media_type="application/json")
-    return StreamingResponse(_frames(call), media_type="text/event-stream")
+    return Relay(call)
 
 
-async def _frames(call: grpc.aio.UnaryStreamCall) -> AsyncIterator[bytes]:  # type: ignore[type-arg]
-    try:
-        async for chunk in call:
-            yield b"data: " + chunk.text.encode() + b"\n\n"
-    finally:
-        call.cancel()
+class Relay:
+    HEADERS = ((b"content-type", b"text/event-stream; charset=utf-8"),)
+
+    def __init__(self, call: grpc.aio.UnaryStreamCall) -> None:  # type: ignore[type-arg]
+        self.call = call
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task))
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.HEADERS})
+            async for chunk in self.call:
+                frame = b"data: " + chunk.text.encode() + b"\n\n"
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not watcher.done():
+                raise
+        finally:
+            watcher.cancel()
+            self.call.cancel()
+
+
+async def _cancel_on_disconnect(receive: Receive, task: asyncio.Task) -> None:  # type: ignore[type-arg]
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    task.cancel()

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, ClassVar, Protocol
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from gateway.backend import ChatBackend
 from gateway.config import Settings
@@ -89,32 +91,37 @@ async def _unary(request: Request, raw: bytes, fold: Callable[[], Awaitable[Any]
 
 
 async def _unless_disconnected(request: Request, fold: Callable[[], Awaitable[Any]]) -> Any:
-    """Run `fold` in this task; a client that goes away meanwhile cancels it (and so the
-    backend call). One watcher task per request, the least the ASGI interface allows."""
+    with _cancelled_on_disconnect(request.receive):
+        return await fold()
+
+
+@contextlib.contextmanager
+def _cancelled_on_disconnect(receive: Receive) -> Iterator[None]:
+    """Inside the block, a client that goes away cancels this task (and so the backend call),
+    which then raises a 499 GatewayError. One watcher task per request, the least the ASGI
+    interface allows."""
     task = asyncio.current_task()
     assert task is not None
-    watcher = asyncio.ensure_future(_cancel_on_disconnect(request, task))
+    watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task))
     try:
-        return await fold()
+        yield
     except asyncio.CancelledError:
         if not watcher.done() or watcher.cancelled():
             raise  # cancelled from outside (shutdown): not ours to swallow
         task.uncancel()
-        raise GatewayError(
-            "Client closed the request.", status=499, code="client_closed_request"
-        ) from None
+        raise _client_closed() from None
     finally:
         watcher.cancel()
 
 
-async def _cancel_on_disconnect(request: Request, task: asyncio.Task[Any]) -> None:
-    await _disconnected(request)
-    task.cancel()
+def _client_closed() -> GatewayError:
+    return GatewayError("Client closed the request.", status=499, code="client_closed_request")
 
 
-async def _disconnected(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
+async def _cancel_on_disconnect(receive: Receive, task: asyncio.Task[Any]) -> None:
+    while (await receive())["type"] != "http.disconnect":
         pass
+    task.cancel()
 
 
 _STORED_STATUSES = range(200, 500)
@@ -209,7 +216,7 @@ async def _serve(
     builder: StreamBuilder,
     route: str,
     chat: pb.ChatRequest,
-) -> Response:
+) -> Response | EventStream:
     """Call the backend; fold the reply into one body, or stream it as the builder's frames."""
     chunks = _open_chunks(request, chat, route)
     if not stream:
@@ -221,43 +228,69 @@ async def _serve(
             return builder.body()
 
         return await _unary(request, raw, fold)
-    # Wait for the first chunk before sending headers: an early failure is a real HTTP status.
-    first = await anext(chunks, None)
-    return StreamingResponse(
-        _stream(builder, first, chunks, request.app.state.metrics),
-        media_type="text/event-stream",
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    return EventStream(builder, chunks, request.app.state.metrics)
+
+
+class EventStream:
+    """The builder's frames as `text/event-stream`, written straight to ASGI `send`.
+
+    Headers wait for the first chunk, so a failure before it is a real HTTP error (raised
+    for the app's handler); after them, a failure ends the stream in-band. Starlette's
+    StreamingResponse would add a task group, a second task and a generator per stream:
+    more memory per open stream, and an event-loop turn before the first byte."""
+
+    HEADERS: ClassVar = (
+        (b"content-type", b"text/event-stream; charset=utf-8"),
+        (b"cache-control", b"no-cache"),
+        (b"x-accel-buffering", b"no"),
     )
 
+    def __init__(
+        self, builder: StreamBuilder, chunks: AsyncIterator[pb.ChatChunk], metrics: Metrics
+    ) -> None:
+        self.builder = builder
+        self.chunks = chunks
+        self.metrics = metrics
 
-async def _stream(
-    builder: StreamBuilder,
-    first: pb.ChatChunk | None,
-    chunks: AsyncIterator[pb.ChatChunk],
-    metrics: Metrics,
-) -> AsyncIterator[bytes]:
-    """The builder's frames; a failure after the headers ends the stream in-band."""
-    metrics.streams.inc()
-    try:
-        yield builder.start() + (builder.add(first) if first is not None else b"")
-        async for chunk in chunks:
-            if frames := builder.add(chunk):
-                yield frames
-        yield builder.finish()
-    except BackendError as exc:
-        yield builder.fail(exc)
-    except Exception:
-        log.exception("stream failed")
-        yield builder.fail(internal_error())
-    finally:
-        metrics.streams.dec()
-        await chunks.aclose()  # type: ignore[attr-defined]
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        builder, started = self.builder, False
+        try:
+            with _cancelled_on_disconnect(receive):
+                first = await anext(self.chunks, None)
+                await send({"type": "http.response.start", "status": 200, "headers": self.HEADERS})
+                started = True
+                frames = builder.start() + (builder.add(first) if first is not None else b"")
+                await self._body(send, frames)
+        except GatewayError:
+            if not started:
+                raise
+            # After the headers, only a client disconnect gets here: nobody is left to tell.
+        finally:
+            await self.chunks.aclose()  # type: ignore[attr-defined]
+
+    async def _body(self, send: Send, frames: bytes) -> None:
+        builder = self.builder
+        self.metrics.streams.inc()
+        try:
+            await send({"type": "http.response.body", "body": frames, "more_body": True})
+            async for chunk in self.chunks:
+                if frames := builder.add(chunk):
+                    await send({"type": "http.response.body", "body": frames, "more_body": True})
+            tail = builder.finish()
+        except BackendError as exc:
+            tail = builder.fail(exc)
+        except Exception:
+            log.exception("stream failed")
+            tail = builder.fail(internal_error())
+        finally:
+            self.metrics.streams.dec()
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
 
 
 # --- /v1/responses ---------------------------------------------------------------------
 
 
-async def create_response(request: Request) -> Response:
+async def create_response(request: Request) -> Response | EventStream:
     settings: Settings = request.app.state.settings
     raw, body = await read_json(request, settings)
     parsed = responses_in.parse(body, settings.default_model)
@@ -287,7 +320,7 @@ async def not_stored(request: Request) -> Response:
 # --- /v1/chat/completions --------------------------------------------------------------
 
 
-async def create_chat_completion(request: Request) -> Response:
+async def create_chat_completion(request: Request) -> Response | EventStream:
     settings: Settings = request.app.state.settings
     raw, body = await read_json(request, settings)
     parsed = chat_in.parse(body, settings.default_model)

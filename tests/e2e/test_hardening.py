@@ -267,6 +267,20 @@ def test_disconnect_mid_stream_cancels_backend(servers: Servers, path: str) -> N
     assert time.monotonic() - started < 1.0
 
 
+@pytest.mark.parametrize("path", sorted(STREAMS))
+def test_disconnect_before_first_chunk_cancels_backend(servers: Servers, path: str) -> None:
+    """Headers wait for the first chunk; a client that leaves before it still cancels."""
+    fields, _ = STREAMS[path]
+    servers.stub.service.chunk_delay = 2.0  # the first chunk would come after 2 s
+    try:
+        with http(servers, key=None) as c, pytest.raises(httpx.ReadTimeout):
+            c.post(path, json={"model": "stub-echo", "stream": True, **fields}, timeout=0.3)
+        rid = servers.stub.service.calls[-1].request_id
+        assert servers.stub.service.wait_cancelled(rid, timeout=1.0)
+    finally:
+        servers.stub.service.chunk_delay = 0.0
+
+
 def test_disconnect_cancels_non_streaming_call(servers: Servers) -> None:
     slow = {"model": "stub-slow", "input": " ".join(["w"] * 100)}
     with http(servers, key=None) as c, pytest.raises(httpx.ReadTimeout):
