@@ -259,8 +259,9 @@ class EventStream:
                 first = await anext(self.chunks, None)
                 await send({"type": "http.response.start", "status": 200, "headers": self.HEADERS})
                 started = True
-                frames = builder.start() + (builder.add(first) if first is not None else b"")
-                await self._body(send, frames)
+                # Passed, not kept: this frame (two whole envelopes) must not live as long
+                # as the stream does.
+                await self._body(send, builder.start() + (builder.add(first) if first else b""))
         except GatewayError:
             if not started:
                 raise
