@@ -40,6 +40,8 @@ PY = sys.executable
 CONNECTIONS = 32
 SLOW_STUB_DELAY = 0.45  # + stub-slow's own 0.05 s: one chunk per 0.5 s per held stream
 WRK_WORKLOADS = (("ns16", 16, False), ("s256", 256, True))
+# The stub alone: workload -> (words, concurrency); ns16 asks for a buffered reply.
+STUB_WORKLOADS = {"ns16": (16, 32), "s256": (256, 32), "lat1": (256, 1), "lat8": (256, 8)}
 
 
 @dataclass
@@ -84,6 +86,7 @@ class Bench:
         self.args, self.procs, self.tmp = args, procs, tmp
         self.results = Results()
         self.stub_pid = 0
+        self.backend = ""
         self.reps_run = self.reps_busy = 0
         # Latency clients run at real-time priority, so the stub sharing their core
         # cannot delay the moment a byte is seen.
@@ -167,41 +170,34 @@ class Bench:
         ]
         return run_json(argv, LOAD_CPU, timeout=60)
 
-    def stub_direct(self, backend: str) -> None:
-        a = self.args
-        for name, words, conc in (
-            ("ns16", 16, 32),
-            ("s256", 256, 32),
-            ("lat1", 256, 1),
-            ("lat8", 256, 8),
-        ):
-            dur = a.seconds if name in ("ns16", "s256") else a.lat_seconds
-            rt = [] if name in ("ns16", "s256") else self.rt
-            for _ in range(a.reps):
-                self.settle()
-                r = run_json(
-                    [
-                        *rt,
-                        PY,
-                        "-m",
-                        "bench.grpc_client",
-                        "--target",
-                        backend,
-                        "--words",
-                        str(words),
-                        "--concurrency",
-                        str(conc),
-                        "--duration",
-                        str(dur),
-                        "--stub-pid",
-                        str(self.stub_pid),
-                        *(["--buffered"] if name == "ns16" else []),  # as gateway and relay ask
-                    ],
-                    GATEWAY_CPU,
-                    timeout=dur + 60,
-                )
-                self.results.add("stub", name, r)
-            print(f"  stub alone {name}: {self.results.last('stub', name)}", flush=True)
+    def stub_direct(self, backend: str, name: str) -> None:
+        """One repetition of workload `name` against the stub alone, over gRPC."""
+        words, conc = STUB_WORKLOADS[name]
+        latency = name.startswith("lat")
+        dur = self.args.lat_seconds if latency else self.args.seconds
+        self.settle()
+        r = run_json(
+            [
+                *(self.rt if latency else []),
+                PY,
+                "-m",
+                "bench.grpc_client",
+                "--target",
+                backend,
+                "--words",
+                str(words),
+                "--concurrency",
+                str(conc),
+                "--duration",
+                str(dur),
+                "--stub-pid",
+                str(self.stub_pid),
+                *(["--buffered"] if name == "ns16" else []),  # as gateway and relay ask
+            ],
+            GATEWAY_CPU,
+            timeout=dur + 60,
+        )
+        self.results.add("stub", name, r)
 
     def serve(self, kind: str, backend: str, name: str) -> tuple[subprocess.Popen[bytes], int]:
         port = free_port()
@@ -242,13 +238,14 @@ class Bench:
                 print(f"  {t.name} {workload}: {self.results.last(t.name, workload)}", flush=True)
         for conc in (1, 8):
             for _ in range(a.reps):
+                # The stub's own time to first chunk, measured between the same repetitions
+                # as the gateway's time to first byte: drift on the machine hits both.
+                self.stub_direct(self.backend, f"lat{conc}")
                 for t in targets:
                     self.settle()
                     self.results.add(t.name, f"lat{conc}", self.latency(t, conc))
-            for t in targets:
-                print(
-                    f"  {t.name} lat{conc}: {self.results.last(t.name, f'lat{conc}')}", flush=True
-                )
+            for name in ("stub", *(t.name for t in targets)):
+                print(f"  {name} lat{conc}: {self.results.last(name, f'lat{conc}')}", flush=True)
 
     def memory(self, kind: str, slow_backend: str) -> None:
         """RSS growth of a fresh server process while `--streams` slow streams are open."""
@@ -338,9 +335,12 @@ class Bench:
         stub = self.procs.python(LOAD_CPU, "bench.stub", "--port", str(stub_port), name="stub")
         wait_port(stub_port, stub)
         self.stub_pid = stub.pid
-        backend = f"127.0.0.1:{stub_port}"
+        self.backend = backend = f"127.0.0.1:{stub_port}"
         print("stub alone (direct gRPC client on CPU 0)", flush=True)
-        self.stub_direct(backend)
+        for name in ("ns16", "s256"):
+            for _ in range(self.args.reps):
+                self.stub_direct(backend, name)
+            print(f"  stub alone {name}: {self.results.last('stub', name)}", flush=True)
         print("relay floor and gateway (CPU 0) + stub, wrk, latency client (CPU 1)", flush=True)
         relay, relay_port = self.serve("relay", backend, "relay")
         gateway, gateway_port = self.serve("gateway", backend, "gateway")
