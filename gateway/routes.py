@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar, Protocol
 
 import orjson
@@ -91,31 +90,35 @@ async def _unary(request: Request, raw: bytes, fold: Callable[[], Awaitable[Any]
 
 
 async def _unless_disconnected(request: Request, fold: Callable[[], Awaitable[Any]]) -> Any:
-    with _cancelled_on_disconnect(request.receive):
+    with _CancelledOnDisconnect(request.receive):
         return await fold()
 
 
-@contextlib.contextmanager
-def _cancelled_on_disconnect(receive: Receive) -> Iterator[None]:
+class _CancelledOnDisconnect:
     """Inside the block, a client that goes away cancels this task (and so the backend call),
     which then raises a 499 GatewayError. One watcher task per request, the least the ASGI
     interface allows."""
-    task = asyncio.current_task()
-    assert task is not None
-    watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task))
-    try:
-        yield
-    except asyncio.CancelledError:
-        if not watcher.done() or watcher.cancelled():
-            raise  # cancelled from outside (shutdown): not ours to swallow
-        task.uncancel()
-        raise _client_closed() from None
-    finally:
-        watcher.cancel()
 
+    __slots__ = ("receive", "task", "watcher")
 
-def _client_closed() -> GatewayError:
-    return GatewayError("Client closed the request.", status=499, code="client_closed_request")
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+
+    def __enter__(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        self.watcher = asyncio.ensure_future(_cancel_on_disconnect(self.receive, task))
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        watcher = self.watcher
+        watcher.cancel()  # no-op once it is done
+        # Cancelled by the watcher, not from outside (shutdown: not ours to swallow).
+        if kind is asyncio.CancelledError and watcher.done() and not watcher.cancelled():
+            self.task.uncancel()
+            raise GatewayError(
+                "Client closed the request.", status=499, code="client_closed_request"
+            ) from None
 
 
 async def _cancel_on_disconnect(receive: Receive, task: asyncio.Task[Any]) -> None:
@@ -253,26 +256,28 @@ class EventStream:
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        builder, started = self.builder, False
+        started = False
         try:
-            with _cancelled_on_disconnect(receive):
+            with _CancelledOnDisconnect(receive):
                 first = await anext(self.chunks, None)
                 await send({"type": "http.response.start", "status": 200, "headers": self.HEADERS})
                 started = True
-                # Passed, not kept: this frame (two whole envelopes) must not live as long
-                # as the stream does.
-                await self._body(send, builder.start() + (builder.add(first) if first else b""))
-        except GatewayError:
+                await self._body(send, first)
+        except (GatewayError, OSError):
             if not started:
                 raise
-            # After the headers, only a client disconnect gets here: nobody is left to tell.
+            # After the headers, only a client disconnect gets here (a 499 from the watcher,
+            # or OSError from `send` on ASGI 2.4 servers): nobody is left to tell.
         finally:
             await self.chunks.aclose()  # type: ignore[attr-defined]
 
-    async def _body(self, send: Send, frames: bytes) -> None:
+    async def _body(self, send: Send, first: pb.ChatChunk | None) -> None:
         builder = self.builder
         self.metrics.streams.inc()
         try:
+            # `frames` is rebound by the next chunk: the opening frames (two whole
+            # envelopes) do not live as long as the stream.
+            frames = builder.start() + (builder.add(first) if first is not None else b"")
             await send({"type": "http.response.body", "body": frames, "more_body": True})
             async for chunk in self.chunks:
                 if frames := builder.add(chunk):
@@ -280,6 +285,8 @@ class EventStream:
             tail = builder.finish()
         except BackendError as exc:
             tail = builder.fail(exc)
+        except OSError:
+            raise  # from `send`: the client is gone
         except Exception:
             log.exception("stream failed")
             tail = builder.fail(internal_error())
