@@ -394,7 +394,7 @@ def idle_check(results: Results) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true", help="1 short repetition, 200 held streams")
-    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--reps", type=int, default=5)
     p.add_argument("--seconds", type=float, default=5.0, help="per throughput repetition")
     p.add_argument("--lat-seconds", type=float, default=3.0, help="per latency repetition")
     p.add_argument("--streams", type=int, default=1000, help="open streams for the RSS figure")

@@ -98,12 +98,12 @@ def create_app(settings: Settings) -> Starlette:
     keys = ApiKeys(settings.api_keys, settings.api_keys_file)
     metrics = Metrics()
     app = Starlette(
-        routes=[
+        routes=[  # matched in order: the two hot POST routes first
             Route("/v1/responses", routes.create_response, methods=["POST"]),
+            Route("/v1/chat/completions", routes.create_chat_completion, methods=["POST"]),
             Route("/v1/responses/{response_id}", routes.not_stored, methods=["GET", "DELETE"]),
             Route("/v1/responses/{response_id}/cancel", routes.not_stored, methods=["POST"]),
             Route("/v1/responses/{response_id}/input_items", routes.not_stored, methods=["GET"]),
-            Route("/v1/chat/completions", routes.create_chat_completion, methods=["POST"]),
             Route("/v1/models", routes.list_models, methods=["GET"]),
             Route("/v1/models/{model_id:path}", routes.retrieve_model, methods=["GET"]),
             Route("/healthz", routes.healthz, methods=["GET"]),
