@@ -161,7 +161,8 @@ def table(res: Results) -> str:
                 raw = res.paired(target, "relay", workload, key)
                 if target.startswith("gateway") and raw:
                     ratio = f"{statistics.median(raw):.2f}"
-                    if per_core := res.paired(target, "relay", workload, key, per_core=True):
+                    per_core = throughput and res.paired(target, "relay", workload, key, True)
+                    if per_core:
                         ratio = f"{statistics.median(per_core):.2f} (raw {ratio})"
                 cpu = " | ".join(
                     _cpu(res, target, workload, k)
