@@ -170,7 +170,7 @@ class Bench:
         ]
         return run_json(argv, LOAD_CPU, timeout=60)
 
-    def stub_direct(self, backend: str, name: str) -> None:
+    def stub_direct(self, name: str) -> None:
         """One repetition of workload `name` against the stub alone, over gRPC."""
         words, conc = STUB_WORKLOADS[name]
         latency = name.startswith("lat")
@@ -183,7 +183,7 @@ class Bench:
                 "-m",
                 "bench.grpc_client",
                 "--target",
-                backend,
+                self.backend,
                 "--words",
                 str(words),
                 "--concurrency",
@@ -240,7 +240,7 @@ class Bench:
             for _ in range(a.reps):
                 # The stub's own time to first chunk, measured between the same repetitions
                 # as the gateway's time to first byte: drift on the machine hits both.
-                self.stub_direct(self.backend, f"lat{conc}")
+                self.stub_direct(f"lat{conc}")
                 for t in targets:
                     self.settle()
                     self.results.add(t.name, f"lat{conc}", self.latency(t, conc))
@@ -339,7 +339,7 @@ class Bench:
         print("stub alone (direct gRPC client on CPU 0)", flush=True)
         for name in ("ns16", "s256"):
             for _ in range(self.args.reps):
-                self.stub_direct(backend, name)
+                self.stub_direct(name)
             print(f"  stub alone {name}: {self.results.last('stub', name)}", flush=True)
         print("relay floor and gateway (CPU 0) + stub, wrk, latency client (CPU 1)", flush=True)
         relay, relay_port = self.serve("relay", backend, "relay")
