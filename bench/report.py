@@ -204,6 +204,12 @@ def targets(res: Results, streams: int) -> str:
                     f"{p99 / p50:.2f} x p50 {p50:.1f} ms at 32 connections (≤ 3 x)",
                 )
     stub_ttfc = res.median("stub", "lat1", "ttfb_p50_ms")
+    if floor := res.paired("relay", "stub", "lat1", "ttfb_p50_ms", op=operator.sub):
+        out.append(
+            f"- for reference: the relay floor's TTFB p50 at 1 stream is "
+            f"+{statistics.median(floor):.2f} ms over the stub's own TTFC "
+            f"(repetitions {_span(floor, '+.2f')}), with no translation at all"
+        )
     for target in ("gateway", "gateway chat"):
         ttfb = res.median(target, "lat1", "ttfb_p50_ms")
         gaps = res.paired(target, "stub", "lat1", "ttfb_p50_ms", op=operator.sub)
