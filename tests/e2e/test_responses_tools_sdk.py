@@ -24,6 +24,20 @@ class Person(BaseModel):
     tags: list[str]
 
 
+def replay(prompt: str, call: Any, output: Any) -> Any:
+    """The client-managed loop's next input: the prompt, the model's call and its result."""
+    return [
+        {"role": "user", "content": prompt},
+        {
+            "type": "function_call",
+            "call_id": call.call_id,
+            "name": call.name,
+            "arguments": call.arguments,
+        },
+        {"type": "function_call_output", "call_id": call.call_id, "output": output},
+    ]
+
+
 def test_tool_loop(client: OpenAI) -> None:
     tools: Any = [openai.pydantic_function_tool(GetWeather)]
     first = client.responses.parse(
@@ -35,16 +49,7 @@ def test_tool_loop(client: OpenAI) -> None:
     assert call.id is not None and call.id.startswith("fc_")
     assert call.status == "completed"
     assert call.parsed_arguments == GetWeather(city="stub", days=0)  # type: ignore[attr-defined]
-    history: Any = [
-        {"role": "user", "content": "What's the weather? Use GetWeather."},
-        {
-            "type": "function_call",
-            "call_id": call.call_id,
-            "name": call.name,
-            "arguments": call.arguments,
-        },
-        {"type": "function_call_output", "call_id": call.call_id, "output": "sunny, 21C"},
-    ]
+    history = replay("What's the weather? Use GetWeather.", call, "sunny, 21C")
     final = client.responses.parse(model="stub-echo", input=history, tools=tools)
     assert final.output_text == "Tool result: sunny, 21C"
 
@@ -70,20 +75,7 @@ def test_tool_loop_streamed(client: OpenAI) -> None:
     [call] = first.output
     assert call.type == "function_call"
     assert json.loads(call.arguments) == {"city": "stub", "days": 0}
-    history: Any = [
-        {"role": "user", "content": "Use GetWeather please"},
-        {
-            "type": "function_call",
-            "call_id": call.call_id,
-            "name": call.name,
-            "arguments": call.arguments,
-        },
-        {
-            "type": "function_call_output",
-            "call_id": call.call_id,
-            "output": [{"type": "input_text", "text": "rain"}],
-        },
-    ]
+    history = replay("Use GetWeather please", call, [{"type": "input_text", "text": "rain"}])
     with client.responses.stream(model="stub-echo", input=history, tools=tools) as stream:
         final = stream.get_final_response()
     assert final.output_text == "Tool result: rain"
