@@ -14,8 +14,8 @@ import logging
 import os
 
 from backend_openai.server import start
-from gateway import logs
-from gateway.chat_server import serve_until_signalled
+from runinfra import logs
+from runinfra.serving import serve_until_signalled
 
 
 def _timeout(value: str) -> float | None:

@@ -20,13 +20,12 @@ import orjson
 
 from backend_openai import translate
 from backend_openai.translate import UpstreamError
-from gateway.chat_server import Served, metadata_of, serve
-from gateway.pb import chat_service_pb2 as pb
-from gateway.pb import chat_service_pb2_grpc as pb_grpc
+from runinfra.chat.v1 import chat_service_pb2 as pb
+from runinfra.chat.v1 import chat_service_pb2_grpc as pb_grpc
+from runinfra.serving import Served, metadata_of, serve
 
 logger = logging.getLogger("backend_openai")
 
-SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["ChatService"].full_name
 ChatContext = grpc.aio.ServicerContext[pb.ChatRequest, pb.ChatChunk]
 # gRPC metadata passed upstream as HTTP headers (W3C trace context), besides the request id.
 FORWARDED_METADATA = ("traceparent", "tracestate")

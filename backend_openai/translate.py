@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 import orjson
 
-from gateway.pb import chat_service_pb2 as pb
+from runinfra.chat.v1 import chat_service_pb2 as pb
 
 _INT32_MAX = 2**31 - 1
 _INT64_MAX = 2**63 - 1

@@ -1,4 +1,4 @@
-"""`python -m backend_stub --host 127.0.0.1 --port 50051 --chunk-delay 0.0`
+"""`python -m backend_stub --host 127.0.0.1 --port 50051 --chunk-delay 0.0 --log-level info`
 
 Runs until SIGINT or SIGTERM; logs one JSON object per line to stderr.
 """
@@ -10,8 +10,8 @@ import asyncio
 import logging
 
 from backend_stub.server import start
-from gateway import logs
-from gateway.chat_server import serve_until_signalled
+from runinfra import logs
+from runinfra.serving import serve_until_signalled
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -20,6 +20,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=50051)
     parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds before each chunk")
     parser.add_argument("--max-message-bytes", type=int, default=64 * 1024 * 1024)
+    parser.add_argument("--log-level", default="info", choices=logs.LEVELS)
     return parser.parse_args(argv)
 
 
@@ -34,8 +35,9 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logs.configure()
-    asyncio.run(serve(parse_args(argv)))
+    args = parse_args(argv)
+    logs.configure(args.log_level)
+    asyncio.run(serve(args))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from typing import Literal
 import orjson
 
 from backend_stub.schema import minimal_instance as minimal_instance  # re-exported
-from gateway.pb import chat_service_pb2 as pb
+from runinfra.chat.v1 import chat_service_pb2 as pb
 
 CREATED = 1700000000
 OWNED_BY = "runinfra"

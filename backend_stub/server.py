@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 import grpc
 
 from backend_stub import behaviour
-from gateway.chat_server import Served, metadata_of, serve
-from gateway.pb import chat_service_pb2 as pb
-from gateway.pb import chat_service_pb2_grpc as pb_grpc
+from runinfra.chat.v1 import chat_service_pb2 as pb
+from runinfra.chat.v1 import chat_service_pb2_grpc as pb_grpc
+from runinfra.serving import Served, metadata_of, serve
 
 logger = logging.getLogger("backend_stub")
 

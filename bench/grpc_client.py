@@ -14,8 +14,8 @@ import time
 import grpc
 
 from bench.common import Window, emit, percentile, text_of
-from gateway.pb import chat_service_pb2 as pb
-from gateway.pb import chat_service_pb2_grpc as pb_grpc
+from runinfra.chat.v1 import chat_service_pb2 as pb
+from runinfra.chat.v1 import chat_service_pb2_grpc as pb_grpc
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:

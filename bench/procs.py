@@ -64,6 +64,22 @@ class Processes:
     def python(self, cpu: int, module: str, *args: str, name: str) -> subprocess.Popen[bytes]:
         return self.start(cpu, [sys.executable, "-m", module, *args], name)
 
+    def stub(self, cpu: int, port: int, *args: str, name: str = "stub") -> subprocess.Popen[bytes]:
+        """`python -m backend_stub`, its per-call log lines off: its core goes to serving."""
+        argv = ("--port", str(port), "--log-level", "warning", *args)
+        return self.python(cpu, "backend_stub", *argv, name=name)
+
+    def http_server(
+        self, cpu: int, kind: str, port: int, backend: str, name: str
+    ) -> subprocess.Popen[bytes]:
+        """The relay floor (bench.serve) or the gateway (python -m gateway), on the same
+        uvicorn settings, with per-request log lines off in both."""
+        argv = ("--port", str(port), "--backend", backend)
+        if kind == "relay":
+            return self.python(cpu, "bench.serve", *argv, name=name)
+        quiet = ("--log-level", "warning", "--shutdown-grace", "1")
+        return self.python(cpu, "gateway", *argv, *quiet, name=name)
+
     def stop(self, proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):

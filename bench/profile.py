@@ -31,7 +31,7 @@ _WAIT = re.compile(
 )
 # Entry frames on every stack of their thread: left out of the inclusive list.
 _ENTRY = re.compile(
-    r"<frozen runpy>|bench/serve\.py|uvicorn/(main|server|_compat)\.py|"
+    r"<frozen runpy>|bench/serve\.py|gateway/__main__\.py|uvicorn/(main|server|_compat)\.py|"
     r"asyncio/runners\.py|\(threading\.py"
 )
 CASES = (  # (server, endpoint, workload, words, stream)
@@ -125,21 +125,12 @@ def main() -> None:
         procs = Processes(tmp)
         try:
             stub_port = free_port()
-            stub = procs.python(LOAD_CPU, "bench.stub", "--port", str(stub_port), name="stub")
+            stub = procs.stub(LOAD_CPU, stub_port)
             wait_port(stub_port, stub)
             servers = {}
             for kind in ("gateway", "relay"):
                 port = free_port()
-                proc = procs.python(
-                    GATEWAY_CPU,
-                    "bench.serve",
-                    kind,
-                    "--port",
-                    str(port),
-                    "--backend",
-                    f"127.0.0.1:{stub_port}",
-                    name=kind,
-                )
+                proc = procs.http_server(GATEWAY_CPU, kind, port, f"127.0.0.1:{stub_port}", kind)
                 wait_port(port, proc)
                 servers[kind] = (port, proc.pid)
             for kind, endpoint, workload, words, stream in CASES:

@@ -23,8 +23,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from gateway.pb import chat_service_pb2 as pb
-from gateway.pb import chat_service_pb2_grpc as pb_grpc
+from runinfra.chat.v1 import chat_service_pb2 as pb
+from runinfra.chat.v1 import chat_service_pb2_grpc as pb_grpc
 
 
 def create_app(backend: str) -> Starlette:

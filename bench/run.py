@@ -201,9 +201,7 @@ class Bench:
 
     def serve(self, kind: str, backend: str, name: str) -> tuple[subprocess.Popen[bytes], int]:
         port = free_port()
-        proc = self.procs.python(
-            GATEWAY_CPU, "bench.serve", kind, "--port", str(port), "--backend", backend, name=name
-        )
+        proc = self.procs.http_server(GATEWAY_CPU, kind, port, backend, name)
         wait_port(port, proc)
         return proc, port
 
@@ -332,7 +330,7 @@ class Bench:
 
     def run(self) -> None:
         stub_port = free_port()
-        stub = self.procs.python(LOAD_CPU, "bench.stub", "--port", str(stub_port), name="stub")
+        stub = self.procs.stub(LOAD_CPU, stub_port)
         wait_port(stub_port, stub)
         self.stub_pid = stub.pid
         self.backend = backend = f"127.0.0.1:{stub_port}"
@@ -354,14 +352,8 @@ class Bench:
         for proc in (relay, gateway, stub):
             self.procs.stop(proc)
         slow_port = free_port()
-        slow = self.procs.python(
-            LOAD_CPU,
-            "bench.stub",
-            "--port",
-            str(slow_port),
-            "--chunk-delay",
-            str(SLOW_STUB_DELAY),
-            name="stub-slow",
+        slow = self.procs.stub(
+            LOAD_CPU, slow_port, "--chunk-delay", str(SLOW_STUB_DELAY), name="stub-slow"
         )
         wait_port(slow_port, slow)
         print(f"memory: {self.args.streams} open stub-slow streams", flush=True)

@@ -1,12 +1,13 @@
-"""create_app(settings) -> Starlette: routes, lifespan (owns the gRPC channel), error mapping."""
+"""create_app(settings, embedded) -> Starlette: routes, lifespan (owns the gRPC channel),
+error mapping. The app knows no backend implementation: without `settings.backend`, the
+caller injects one to start in-process (`python -m gateway` injects the stub)."""
 
 from __future__ import annotations
 
 import contextlib
 import gc
 import logging
-import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -16,11 +17,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import logs, routes
+from gateway import routes
 from gateway.auth import ApiKeys
 from gateway.backend import ChatBackend
 from gateway.config import Settings
 from gateway.errors import GatewayError, internal_error
+from gateway.http import error_response
 from gateway.idempotency import IdempotencyStore, MemoryStore, RedisStore
 from gateway.metrics import Metrics
 from gateway.middleware import Edge
@@ -30,7 +32,7 @@ log = logging.getLogger("gateway")
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
-    return routes.error_response(exc)
+    return error_response(exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -40,12 +42,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         405: f"Method {request.method} not allowed",
     }
     error = GatewayError(messages.get(exc.status_code, exc.detail), status=exc.status_code)
-    return routes.error_response(error)
+    return error_response(error)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
-    return routes.error_response(internal_error())
+    return error_response(internal_error())
 
 
 def idempotency_store(settings: Settings) -> IdempotencyStore:
@@ -71,11 +73,22 @@ def tune_gc() -> None:
     gc.set_threshold(20_000, 20, 20)
 
 
-def create_app(settings: Settings) -> Starlette:
+# Starts a ChatService in this process, registers its stop on the stack, returns its address.
+EmbeddedBackend = Callable[[contextlib.AsyncExitStack], Awaitable[str]]
+
+
+def create_app(settings: Settings, embedded: EmbeddedBackend | None = None) -> Starlette:
+    """The app for `settings`; without `settings.backend`, `embedded` is started at startup."""
+    if not settings.backend and embedded is None:
+        raise ValueError("no backend: set settings.backend or pass an embedded one")
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            target = settings.backend or await _embedded_stub(settings, stack)
+            target = settings.backend
+            if not target:
+                assert embedded is not None
+                target = await embedded(stack)
             backend = ChatBackend(
                 target,
                 max_message_bytes=settings.max_message_bytes,
@@ -116,30 +129,3 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.state.metrics = metrics
     return app
-
-
-async def _embedded_stub(settings: Settings, stack: contextlib.AsyncExitStack) -> str:
-    """Start the stub backend in this process on a loopback port; return its address."""
-    from backend_stub.server import start
-
-    stub = await start(
-        "127.0.0.1",
-        0,
-        chunk_delay=settings.stub_chunk_delay,
-        max_message_bytes=settings.max_message_bytes,
-    )
-    stack.push_async_callback(stub.stop)
-    log.info("embedded stub backend", extra={"fields": {"port": stub.port}})
-    return f"127.0.0.1:{stub.port}"
-
-
-SETTINGS_ENV = "GATEWAY_SETTINGS_JSON"
-
-
-def app_from_env() -> Starlette:
-    """The app factory each `--workers` process calls: the parent's settings travel in
-    GATEWAY_SETTINGS_JSON (see gateway.__main__); without it, GATEWAY_* variables apply."""
-    raw = os.environ.get(SETTINGS_ENV)
-    settings = Settings.from_json(raw) if raw else Settings.from_env()
-    logs.configure()
-    return create_app(settings)

@@ -11,10 +11,10 @@ from typing import Protocol
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway.chat_server import SERVICE_NAME
 from gateway.errors import BackendError
-from gateway.pb import chat_service_pb2 as pb
-from gateway.pb import chat_service_pb2_grpc as pb_grpc
+from runinfra.chat.v1 import chat_service_pb2 as pb
+from runinfra.chat.v1 import chat_service_pb2_grpc as pb_grpc
+from runinfra.contract import SERVICE_NAME
 
 # Spread calls over every address the target resolves to; a replica that fails the standard
 # health check (or its connection) gets no calls until it is SERVING again.

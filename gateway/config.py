@@ -54,6 +54,8 @@ class Settings:
     stub_chunk_delay: float = 0.0
     # Processes serving the port (uvicorn workers); each has its own channel and stub.
     workers: int = 1
+    # Log level of the JSON log lines (debug, info, warning, error).
+    log_level: str = "info"
 
     @property
     def max_message_bytes(self) -> int:
@@ -101,6 +103,7 @@ class Settings:
             shutdown_grace=float(e.get("GATEWAY_SHUTDOWN_GRACE", d.shutdown_grace)),
             stub_chunk_delay=float(e.get("GATEWAY_STUB_CHUNK_DELAY", d.stub_chunk_delay)),
             workers=int(e.get("GATEWAY_WORKERS", d.workers)),
+            log_level=e.get("GATEWAY_LOG_LEVEL", d.log_level),
         )
 
 

@@ -1,4 +1,5 @@
-"""Replay-safe retries: the Idempotency-Key stores (in-memory and Redis) behind one interface.
+"""Replay-safe retries: the Idempotency-Key flow (`run_once`), and its stores (in-memory and
+Redis) behind one interface.
 
 Semantics follow the IETF idempotency-key draft: the first request with a key
 claims it and runs; a retry with the same key and body gets the stored result;
@@ -12,10 +13,13 @@ import base64
 import enum
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
+
+from gateway.errors import GatewayError, InvalidRequest
 
 
 class Claim(enum.Enum):
@@ -57,6 +61,54 @@ class IdempotencyStore(Protocol):
     async def complete(self, key: str, fingerprint: str, result: Stored) -> None: ...
     async def release(self, key: str) -> None: ...
     async def close(self) -> None: ...
+
+
+# Completed work is stored; transient failures are retried for real, never replayed.
+_STORED_STATUSES = range(200, 500)
+_TRANSIENT = frozenset({408, 409, 429, 499})
+
+
+def scoped_key(tenant: str, path: str, key: str) -> str:
+    """The store's key for a client's Idempotency-Key: per tenant and route. 400 if malformed."""
+    if not 0 < len(key) <= 255:
+        raise InvalidRequest("Idempotency-Key must be 1-255 characters.", param="Idempotency-Key")
+    return f"{tenant}:{path}:{key}"
+
+
+async def run_once(
+    store: IdempotencyStore, key: str, fingerprint: str, run: Callable[[], Awaitable[Stored]]
+) -> tuple[Stored, bool]:
+    """The IETF idempotency-key draft: the first request with `key` runs; a retry with the
+    same fingerprint gets the stored result (`True`: replayed); another fingerprint is a 422,
+    and a retry while the first still runs a 409. A run that raises frees the key."""
+    claim, stored = await store.claim(key, fingerprint)
+    if claim is Claim.MISMATCH:
+        raise GatewayError(
+            "This Idempotency-Key was used with a different request body; use a new key.",
+            status=422,
+            param="Idempotency-Key",
+            code="idempotency_key_reused",
+        )
+    if claim is Claim.IN_PROGRESS:
+        raise GatewayError(
+            "A request with this Idempotency-Key is still running; retry when it is done.",
+            status=409,
+            param="Idempotency-Key",
+            code="idempotency_key_in_use",
+            headers={"retry-after": "1"},
+        )
+    if stored is not None:
+        return stored, True
+    try:
+        result = await run()
+    except BaseException:
+        await store.release(key)
+        raise
+    if result.status in _STORED_STATUSES and result.status not in _TRANSIENT:
+        await store.complete(key, fingerprint, result)
+    else:
+        await store.release(key)
+    return result, False
 
 
 class MemoryStore:

@@ -13,7 +13,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from gateway.pb import chat_service_pb2 as pb
+from runinfra.chat.v1 import chat_service_pb2 as pb
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Seconds; LLM latencies span milliseconds (first token) to minutes (long replies).

@@ -16,9 +16,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.auth import ApiKeys, tenant_of
 from gateway.errors import GatewayError
+from gateway.http import error_response
 from gateway.ids import new_id
 from gateway.metrics import Metrics
-from gateway.routes import error_response
 
 log = logging.getLogger("gateway")
 

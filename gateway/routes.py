@@ -1,186 +1,34 @@
-"""One small async function per endpoint: read, translate, call the backend, answer."""
+"""The endpoints: one small async function each. Read, translate, call the backend, answer."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, ClassVar, Protocol
+from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 
 from gateway.backend import ChatBackend
 from gateway.config import Settings
-from gateway.errors import BackendError, GatewayError, InvalidRequest, NotFound, internal_error
-from gateway.idempotency import Claim, IdempotencyStore, Stored
+from gateway.errors import GatewayError, NotFound
+from gateway.http import JSONResponse, read_json
+from gateway.idempotency import Stored, run_once, scoped_key
 from gateway.ids import new_id
-from gateway.metrics import CallMetrics, Metrics
-from gateway.pb import chat_service_pb2 as pb
+from gateway.metrics import CallMetrics
+from gateway.streaming import CancelledOnDisconnect, EventStream
 from gateway.translate import chat_in, models_out, responses_in
+from gateway.translate.builder import StreamBuilder
 from gateway.translate.chat_out import ChatCompletionBuilder
 from gateway.translate.responses_out import ResponseBuilder
-
-log = logging.getLogger("gateway")
-
-
-class JSONResponse(Response):
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
-
-
-def error_response(exc: GatewayError) -> Response:
-    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
-
-
-async def read_json(request: Request, settings: Settings) -> tuple[bytes, dict[str, Any]]:
-    """The raw body and its JSON object: 415, 413 and 400 otherwise."""
-    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if ctype != "application/json":
-        raise GatewayError(
-            f"Unsupported content type '{ctype}': send application/json.",
-            status=415,
-            code="unsupported_media_type",
-        )
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > settings.max_body_bytes:
-        raise _too_large(settings)
-    body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > settings.max_body_bytes:
-            raise _too_large(settings)
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(
-            f"We could not parse the JSON body of your request: {exc}", code="invalid_json"
-        ) from None
-    if not isinstance(data, dict):
-        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    return bytes(body), data
-
-
-def _too_large(settings: Settings) -> GatewayError:
-    return GatewayError(
-        f"Request body too large: the limit is {settings.max_body_bytes} bytes.",
-        status=413,
-        code="request_too_large",
-    )
-
-
-# --- non-streaming: cancelled on disconnect, replay-safe with Idempotency-Key ----------
-
-
-async def _unary(request: Request, raw: bytes, fold: Callable[[], Awaitable[Any]]) -> Response:
-    async def run() -> Response:
-        return JSONResponse(await _unless_disconnected(request, fold))
-
-    key = request.headers.get("idempotency-key")
-    if key is None:
-        return await run()
-    return await _idempotent(request, key, raw, run)
-
-
-async def _unless_disconnected(request: Request, fold: Callable[[], Awaitable[Any]]) -> Any:
-    with _CancelledOnDisconnect(request.receive):
-        return await fold()
-
-
-class _CancelledOnDisconnect:
-    """Inside the block, a client that goes away cancels this task (and so the backend call),
-    which then raises a 499 GatewayError. One watcher task per request, the least the ASGI
-    interface allows."""
-
-    __slots__ = ("receive", "task", "watcher")
-
-    def __init__(self, receive: Receive) -> None:
-        self.receive = receive
-
-    def __enter__(self) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self.task = task
-        self.watcher = asyncio.ensure_future(_cancel_on_disconnect(self.receive, task))
-
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        watcher = self.watcher
-        watcher.cancel()  # no-op once it is done
-        # Cancelled by the watcher, not from outside (shutdown: not ours to swallow).
-        if kind is asyncio.CancelledError and watcher.done() and not watcher.cancelled():
-            self.task.uncancel()
-            raise GatewayError(
-                "Client closed the request.", status=499, code="client_closed_request"
-            ) from None
-
-
-async def _cancel_on_disconnect(receive: Receive, task: asyncio.Task[Any]) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    task.cancel()
-
-
-_STORED_STATUSES = range(200, 500)
-_TRANSIENT = frozenset({408, 409, 429, 499})  # retried for real, never replayed
-
-
-async def _idempotent(
-    request: Request, key: str, raw: bytes, run: Callable[[], Awaitable[Response]]
-) -> Response:
-    """The IETF idempotency-key draft: first run, replay, 422 on another body, 409 while running."""
-    if not 0 < len(key) <= 255:
-        raise InvalidRequest("Idempotency-Key must be 1-255 characters.", param="Idempotency-Key")
-    store: IdempotencyStore = request.app.state.idempotency
-    scoped = f"{request.state.tenant}:{request.url.path}:{key}"
-    fingerprint = hashlib.sha256(raw).hexdigest()
-    claim, stored = await store.claim(scoped, fingerprint)
-    if claim is Claim.MISMATCH:
-        raise GatewayError(
-            "This Idempotency-Key was used with a different request body; use a new key.",
-            status=422,
-            param="Idempotency-Key",
-            code="idempotency_key_reused",
-        )
-    if claim is Claim.IN_PROGRESS:
-        raise GatewayError(
-            "A request with this Idempotency-Key is still running; retry when it is done.",
-            status=409,
-            param="Idempotency-Key",
-            code="idempotency_key_in_use",
-            headers={"retry-after": "1"},
-        )
-    if stored is not None:
-        request.app.state.metrics.replays.inc()
-        request.state.request_id = stored.request_id
-        headers = {**stored.headers, "idempotent-replayed": "true"}
-        return Response(stored.body, status_code=stored.status, headers=headers)
-    try:
-        response = await run()
-    except GatewayError as exc:
-        response = error_response(exc)
-    except BaseException:
-        await store.release(scoped)
-        raise
-    status = response.status_code
-    if status in _STORED_STATUSES and status not in _TRANSIENT:
-        headers = {"content-type": response.headers["content-type"]}
-        result = Stored(status, headers, bytes(response.body), request.state.request_id)
-        await store.complete(scoped, fingerprint, result)
-    else:
-        await store.release(scoped)
-    return response
-
+from runinfra.chat.v1 import chat_service_pb2 as pb
 
 # --- serving, shared by both endpoints --------------------------------------------------
 
-
+_JSON = {"content-type": "application/json"}
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
@@ -202,16 +50,6 @@ def _open_chunks(request: Request, chat: pb.ChatRequest, route: str) -> AsyncIte
     )
 
 
-class StreamBuilder(Protocol):
-    """What both endpoints' builders do (translate.responses_out, translate.chat_out)."""
-
-    def start(self) -> bytes: ...
-    def add(self, chunk: pb.ChatChunk) -> bytes: ...
-    def finish(self) -> bytes: ...
-    def fail(self, error: GatewayError) -> bytes: ...
-    def body(self) -> dict[str, Any]: ...
-
-
 async def _serve(
     request: Request,
     raw: bytes,
@@ -222,77 +60,45 @@ async def _serve(
 ) -> Response | EventStream:
     """Call the backend; fold the reply into one body, or stream it as the builder's frames."""
     chunks = _open_chunks(request, chat, route)
-    if not stream:
+    if stream:
+        return EventStream(builder, chunks, request.app.state.metrics)
 
-        async def fold() -> dict[str, Any]:
+    async def fold() -> dict[str, Any]:
+        with CancelledOnDisconnect(request.receive):
             async for chunk in chunks:
                 builder.add(chunk)
-            builder.finish()
-            return builder.body()
+        builder.finish()
+        return builder.body()
 
-        return await _unary(request, raw, fold)
-    return EventStream(builder, chunks, request.app.state.metrics)
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return JSONResponse(await fold())
+    return await _idempotent(request, key, raw, fold)
 
 
-class EventStream:
-    """The builder's frames as `text/event-stream`, written straight to ASGI `send`.
+async def _idempotent(
+    request: Request, key: str, raw: bytes, fold: Callable[[], Awaitable[dict[str, Any]]]
+) -> Response:
+    """Run `fold` once per Idempotency-Key (gateway.idempotency.run_once); replay after."""
+    request_id: str = request.state.request_id
 
-    Headers wait for the first chunk, so a failure before it is a real HTTP error (raised
-    for the app's handler); after them, a failure ends the stream in-band. Starlette's
-    StreamingResponse would add a task group, a second task and a generator per stream:
-    more memory per open stream, and an event-loop turn before the first byte."""
-
-    HEADERS: ClassVar = (
-        (b"content-type", b"text/event-stream; charset=utf-8"),
-        (b"cache-control", b"no-cache"),
-        (b"x-accel-buffering", b"no"),
-    )
-
-    def __init__(
-        self, builder: StreamBuilder, chunks: AsyncIterator[pb.ChatChunk], metrics: Metrics
-    ) -> None:
-        self.builder = builder
-        self.chunks = chunks
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
+    async def run() -> Stored:
         try:
-            with _CancelledOnDisconnect(receive):
-                first = await anext(self.chunks, None)
-                await send({"type": "http.response.start", "status": 200, "headers": self.HEADERS})
-                started = True
-                await self._body(send, first)
-        except (GatewayError, OSError):
-            if not started:
-                raise
-            # After the headers, only a client disconnect gets here (a 499 from the watcher,
-            # or OSError from `send` on ASGI 2.4 servers): nobody is left to tell.
-        finally:
-            await self.chunks.aclose()  # type: ignore[attr-defined]
+            return Stored(200, _JSON, orjson.dumps(await fold()), request_id)
+        except GatewayError as exc:
+            return Stored(
+                exc.status, {**_JSON, **exc.headers}, orjson.dumps(exc.body()), request_id
+            )
 
-    async def _body(self, send: Send, first: pb.ChatChunk | None) -> None:
-        builder = self.builder
-        self.metrics.streams.inc()
-        try:
-            # `frames` is rebound by the next chunk: the opening frames (two whole
-            # envelopes) do not live as long as the stream.
-            frames = builder.start() + (builder.add(first) if first is not None else b"")
-            await send({"type": "http.response.body", "body": frames, "more_body": True})
-            async for chunk in self.chunks:
-                if frames := builder.add(chunk):
-                    await send({"type": "http.response.body", "body": frames, "more_body": True})
-            tail = builder.finish()
-        except BackendError as exc:
-            tail = builder.fail(exc)
-        except OSError:
-            raise  # from `send`: the client is gone
-        except Exception:
-            log.exception("stream failed")
-            tail = builder.fail(internal_error())
-        finally:
-            self.metrics.streams.dec()
-        await send({"type": "http.response.body", "body": tail, "more_body": False})
+    scoped = scoped_key(request.state.tenant, request.url.path, key)
+    fingerprint = hashlib.sha256(raw).hexdigest()
+    result, replayed = await run_once(request.app.state.idempotency, scoped, fingerprint, run)
+    headers = result.headers
+    if replayed:
+        request.app.state.metrics.replays.inc()
+        request.state.request_id = result.request_id  # the original answer's id
+        headers = {**headers, "idempotent-replayed": "true"}
+    return Response(result.body, status_code=result.status, headers=headers)
 
 
 # --- /v1/responses ---------------------------------------------------------------------
@@ -300,7 +106,7 @@ class EventStream:
 
 async def create_response(request: Request) -> Response | EventStream:
     settings: Settings = request.app.state.settings
-    raw, body = await read_json(request, settings)
+    raw, body = await read_json(request, settings.max_body_bytes)
     parsed = responses_in.parse(body, settings.default_model)
     builder = ResponseBuilder(
         parsed.echo,
@@ -330,7 +136,7 @@ async def not_stored(request: Request) -> Response:
 
 async def create_chat_completion(request: Request) -> Response | EventStream:
     settings: Settings = request.app.state.settings
-    raw, body = await read_json(request, settings)
+    raw, body = await read_json(request, settings.max_body_bytes)
     parsed = chat_in.parse(body, settings.default_model)
     builder = ChatCompletionBuilder(
         model=parsed.chat.model,

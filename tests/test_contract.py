@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+GENERATED = "*_pb2*.py*"  # as in scripts/gen_protos.py
 
 
 def buf() -> str:
@@ -34,18 +36,20 @@ def test_buf_format() -> None:
 
 
 def test_generated_code_is_current(tmp_path: Path) -> None:
+    """Regenerate with PATH stripped to the system's: the plugins must be found by path."""
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}
     subprocess.run(
         [sys.executable, "scripts/gen_protos.py", "--out", str(tmp_path)],
         cwd=ROOT,
         check=True,
         capture_output=True,
+        env=env,
     )
-    committed = ROOT / "gateway" / "pb"
-    generated = sorted(p.name for p in tmp_path.iterdir())
-    assert generated == sorted(p.name for p in committed.glob("*_pb2*"))
+    generated = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob(GENERATED))
+    assert generated == sorted(p.relative_to(ROOT) for p in (ROOT / "runinfra").rglob(GENERATED))
     for name in generated:
-        assert (tmp_path / name).read_text() == (committed / name).read_text(), (
-            f"gateway/pb/{name} is stale: run python scripts/gen_protos.py"
+        assert (tmp_path / name).read_text() == (ROOT / name).read_text(), (
+            f"{name} is stale: run python scripts/gen_protos.py"
         )
 
 

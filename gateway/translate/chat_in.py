@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.pb import chat_service_pb2 as pb
 from gateway.translate import common
 from gateway.translate import fields as f
+from runinfra.chat.v1 import chat_service_pb2 as pb
 
 ROLES = {
     "system": pb.ROLE_SYSTEM,
@@ -110,32 +110,38 @@ class ChatCompletionRequest:
 
 
 def parse(body: Mapping[str, Any], default_model: str) -> ChatCompletionRequest:
-    """Validate a request body and translate it; raises InvalidRequest naming the param."""
+    """Validate a request body and translate it; raises InvalidRequest naming the param.
+    Each helper validates one concern and returns values; only this function builds."""
     f.check_fields(body, FIELDS, REJECTED)
-    chat = pb.ChatRequest(model=common.model(f.required(body, "model", "model"), default_model))
-    chat.messages.extend(_messages(f.required(body, "messages", "messages")))
     tools = _tools(body.get("tools"))
-    chat.tools.extend(tools)
-    if body.get("tool_choice") is not None:
-        chat.tool_choice.CopyFrom(_tool_choice(body["tool_choice"], tools))
-    if body.get("response_format") is not None:
-        chat.response_format.CopyFrom(_response_format(body["response_format"]))
-    _sampling(body, chat)
+    tool_choice = body.get("tool_choice")
+    response_format = body.get("response_format")
     stream = body.get("stream") is not None and f.boolean(body["stream"], "stream")
-    chat.buffered = not stream  # only the whole reply is used: the backend may send fewer chunks
+    chat = pb.ChatRequest(
+        model=common.model(f.required(body, "model", "model"), default_model),
+        messages=_messages(f.required(body, "messages", "messages")),
+        tools=tools,
+        tool_choice=None if tool_choice is None else _tool_choice(tool_choice, tools),
+        response_format=None if response_format is None else _response_format(response_format),
+        buffered=not stream,  # only the whole reply is used: the backend may send fewer chunks
+        **_sampling(body),
+    )
     return ChatCompletionRequest(chat, stream, _include_usage(body.get("stream_options"), stream))
 
 
-def _sampling(body: Mapping[str, Any], chat: pb.ChatRequest) -> None:
+def _sampling(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The sampling fields given, as ChatRequest keyword arguments."""
+    out: dict[str, Any] = {}
     if body.get("temperature") is not None:
-        chat.temperature = f.number(body["temperature"], "temperature", 0, 2)
+        out["temperature"] = f.number(body["temperature"], "temperature", 0, 2)
     if body.get("top_p") is not None:
-        chat.top_p = f.number(body["top_p"], "top_p", 0, 1)
+        out["top_p"] = f.number(body["top_p"], "top_p", 0, 1)
     limit = _max_tokens(body.get("max_tokens"), body.get("max_completion_tokens"))
     if limit is not None:
-        chat.max_output_tokens = limit
+        out["max_output_tokens"] = limit
     if body.get("parallel_tool_calls") is not None:
-        chat.parallel_tool_calls = f.boolean(body["parallel_tool_calls"], "parallel_tool_calls")
+        out["parallel_tool_calls"] = f.boolean(body["parallel_tool_calls"], "parallel_tool_calls")
+    return out
 
 
 def _max_tokens(old: object, new: object) -> int | None:

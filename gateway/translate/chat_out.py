@@ -1,7 +1,7 @@
 """ChatChunk stream -> chat.completion.chunk frames, and the chat.completion envelope.
 
 One ChatCompletionBuilder per request folds the chunks. `add` and `finish`
-return the `data:` frames to stream (bytes, no I/O); `completion()` is the
+return the `data:` frames to stream (bytes, no I/O); `body()` is the
 non-streaming body, folded from the same state, so the two cannot differ. Ids
 and the clock are injected, so the output is deterministic under test.
 
@@ -18,8 +18,8 @@ from typing import Any
 import orjson
 
 from gateway.errors import GatewayError
-from gateway.pb import chat_service_pb2 as pb
 from gateway.sse import DONE, encode_data
+from runinfra.chat.v1 import chat_service_pb2 as pb
 
 Chunk = dict[str, Any]
 

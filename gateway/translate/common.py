@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
-from gateway.pb import chat_service_pb2 as pb
 from gateway.translate import fields as f
+from runinfra.chat.v1 import chat_service_pb2 as pb
 
 DETAILS = {
     "auto": pb.IMAGE_DETAIL_AUTO,

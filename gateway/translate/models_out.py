@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from gateway.pb import chat_service_pb2 as pb
+from runinfra.chat.v1 import chat_service_pb2 as pb
 
 
 def model_dict(model: pb.Model) -> dict[str, Any]:

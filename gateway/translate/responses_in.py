@@ -14,9 +14,9 @@ from typing import Any
 
 import orjson
 
-from gateway.pb import chat_service_pb2 as pb
 from gateway.translate import common
 from gateway.translate import fields as f
+from runinfra.chat.v1 import chat_service_pb2 as pb
 
 MAX_INPUT_ITEMS = 2048
 
@@ -120,63 +120,91 @@ FIELDS = MAPPED | ECHOED | REJECTED.keys() | IGNORED.keys()
 
 
 @dataclass(frozen=True, slots=True)
+class Echo:
+    """The request values a Response envelope repeats, defaults filled in."""
+
+    model: str
+    instructions: str | None
+    tools: list[dict[str, Any]]
+    tool_choice: str | dict[str, Any]
+    text: dict[str, Any]
+    metadata: dict[str, str]
+    max_tool_calls: int | None
+    temperature: float
+    top_p: float
+    max_output_tokens: int | None
+    parallel_tool_calls: bool
+
+
+@dataclass(frozen=True, slots=True)
 class ResponsesRequest:
     """A validated /v1/responses request."""
 
     chat: pb.ChatRequest
     stream: bool
-    echo: dict[str, Any]  # request values the Response envelope repeats
+    echo: Echo
 
 
 def parse(body: Mapping[str, Any], default_model: str) -> ResponsesRequest:
-    """Validate a request body and translate it; raises InvalidRequest naming the param."""
+    """Validate a request body and translate it; raises InvalidRequest naming the param.
+    Each helper validates one concern and returns values; only this function builds."""
     f.check_fields(body, FIELDS, REJECTED)
-    chat = pb.ChatRequest(model=common.model(f.required(body, "model", "model"), default_model))
-    instructions = _instructions(body.get("instructions"), chat)
-    chat.messages.extend(_messages(f.required(body, "input", "input")))
+    instructions = _instructions(body.get("instructions"))
     tools = _tools(body.get("tools"))
-    chat.tools.extend(tools)
-    tool_choice = _tool_choice(body.get("tool_choice"), tools, chat)
-    echo: dict[str, Any] = {
-        "instructions": instructions,
-        "model": chat.model,
-        "tools": [_echo_tool(t) for t in tools],
-        "tool_choice": tool_choice,
-        "text": _text_format(body, chat),
-        "metadata": _metadata(body.get("metadata")),
-        "max_tool_calls": body.get("max_tool_calls"),
-        **_sampling(body, chat),
-    }
+    tool_choice, tool_choice_echo = _tool_choice(body.get("tool_choice"), tools)
+    response_format, text_echo = _text_format(body)
+    sampling = _sampling(body)
     stream = body.get("stream") is not None and f.boolean(body["stream"], "stream")
-    chat.buffered = not stream  # only the whole reply is used: the backend may send fewer chunks
+    chat = pb.ChatRequest(
+        model=common.model(f.required(body, "model", "model"), default_model),
+        messages=[
+            *_system_message(instructions),
+            *_messages(f.required(body, "input", "input")),
+        ],
+        tools=tools,
+        tool_choice=tool_choice,
+        response_format=response_format,
+        buffered=not stream,  # only the whole reply is used: the backend may send fewer chunks
+        **sampling,
+    )
+    echo = Echo(
+        model=chat.model,
+        instructions=instructions,
+        tools=[_echo_tool(t) for t in tools],
+        tool_choice=tool_choice_echo,
+        text=text_echo,
+        metadata=_metadata(body.get("metadata")),
+        max_tool_calls=body.get("max_tool_calls"),
+        temperature=sampling.get("temperature", 1.0),
+        top_p=sampling.get("top_p", 1.0),
+        max_output_tokens=sampling.get("max_output_tokens"),
+        parallel_tool_calls=sampling.get("parallel_tool_calls", True),
+    )
     return ResponsesRequest(chat, stream, echo)
 
 
-def _sampling(body: Mapping[str, Any], chat: pb.ChatRequest) -> dict[str, Any]:
+def _sampling(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The sampling fields given, as ChatRequest keyword arguments."""
+    out: dict[str, Any] = {}
     if body.get("temperature") is not None:
-        chat.temperature = f.number(body["temperature"], "temperature", 0, 2)
+        out["temperature"] = f.number(body["temperature"], "temperature", 0, 2)
     if body.get("top_p") is not None:
-        chat.top_p = f.number(body["top_p"], "top_p", 0, 1)
+        out["top_p"] = f.number(body["top_p"], "top_p", 0, 1)
     if body.get("max_output_tokens") is not None:
-        chat.max_output_tokens = f.integer(body["max_output_tokens"], "max_output_tokens", 1)
+        out["max_output_tokens"] = f.integer(body["max_output_tokens"], "max_output_tokens", 1)
     if body.get("parallel_tool_calls") is not None:
-        chat.parallel_tool_calls = f.boolean(body["parallel_tool_calls"], "parallel_tool_calls")
-    return {
-        "temperature": chat.temperature if chat.HasField("temperature") else 1.0,
-        "top_p": chat.top_p if chat.HasField("top_p") else 1.0,
-        "max_output_tokens": chat.max_output_tokens if chat.HasField("max_output_tokens") else None,
-        "parallel_tool_calls": chat.parallel_tool_calls
-        if chat.HasField("parallel_tool_calls")
-        else True,
-    }
+        out["parallel_tool_calls"] = f.boolean(body["parallel_tool_calls"], "parallel_tool_calls")
+    return out
 
 
-def _instructions(value: object, chat: pb.ChatRequest) -> str | None:
-    if value is None:
-        return None
-    text = f.string(value, "instructions")
-    chat.messages.append(pb.Message(role=pb.ROLE_SYSTEM, content=[common.text_part(text)]))
-    return text
+def _instructions(value: object) -> str | None:
+    return None if value is None else f.string(value, "instructions")
+
+
+def _system_message(instructions: str | None) -> list[pb.Message]:
+    if instructions is None:
+        return []
+    return [pb.Message(role=pb.ROLE_SYSTEM, content=[common.text_part(instructions)])]
 
 
 def _metadata(value: object) -> dict[str, str]:
@@ -347,34 +375,32 @@ def _echo_tool(tool: pb.Tool) -> dict[str, Any]:
     }
 
 
-def _tool_choice(value: object, tools: list[pb.Tool], chat: pb.ChatRequest) -> Any:
+def _tool_choice(
+    value: object, tools: list[pb.Tool]
+) -> tuple[pb.ToolChoice | None, str | dict[str, Any]]:
+    """The backend's tool choice (None: auto), and what the envelope echoes."""
     if value is None:
-        return "auto"
+        return None, "auto"
     if isinstance(value, str):
-        chat.tool_choice.mode = common.TOOL_CHOICE_MODES[
-            f.choice(value, "tool_choice", tuple(common.TOOL_CHOICE_MODES))
-        ]
-        return value
+        modes = common.TOOL_CHOICE_MODES
+        return pb.ToolChoice(mode=modes[f.choice(value, "tool_choice", tuple(modes))]), value
     choice = f.obj(value, "tool_choice")
     kind = choice.get("type")
     if kind == "function":
-        chat.tool_choice.CopyFrom(
-            common.named_tool_choice(choice.get("name"), tools, "tool_choice.name")
-        )
-        return {"type": "function", "name": chat.tool_choice.function_name}
+        named = common.named_tool_choice(choice.get("name"), tools, "tool_choice.name")
+        return named, {"type": "function", "name": named.function_name}
     if kind == "allowed_tools":
         names = [
             _allowed_name(t, f"tool_choice.tools[{i}]")
             for i, t in enumerate(f.array(choice.get("tools"), "tool_choice.tools"))
         ]
-        chat.tool_choice.CopyFrom(
-            common.allowed_tool_choice(choice.get("mode"), names, tools, "tool_choice")
-        )
-        return {
+        allowed = common.allowed_tool_choice(choice.get("mode"), names, tools, "tool_choice")
+        echo = {
             "type": "allowed_tools",
             "mode": choice["mode"],
             "tools": [{"type": "function", "name": n} for n in names],
         }
+        return allowed, echo
     raise f.unsupported(
         "tool_choice.type",
         f"tool_choice of type '{kind}' is not supported: only function tools exist here.",
@@ -391,8 +417,9 @@ def _allowed_name(tool: object, param: str) -> str:
 # --- structured output -----------------------------------------------------
 
 
-def _text_format(body: Mapping[str, Any], chat: pb.ChatRequest) -> dict[str, Any]:
-    """text.format and the chat-style response_format; both given must agree."""
+def _text_format(body: Mapping[str, Any]) -> tuple[pb.ResponseFormat, dict[str, Any]]:
+    """text.format and the chat-style response_format (both given must agree): the backend's
+    format, and the `text` object the envelope echoes."""
     text = f.obj(body.get("text") or {}, "text")
     f.check_keys(text, frozenset({"format", "verbosity"}), "text")
     if text.get("verbosity") not in (None, "medium"):
@@ -410,8 +437,7 @@ def _text_format(body: Mapping[str, Any], chat: pb.ChatRequest) -> dict[str, Any
             )
         fmt = legacy_fmt
     echo, response_format = fmt or ({"type": "text"}, common.simple_format("text"))
-    chat.response_format.CopyFrom(response_format)
-    return {"format": echo, "verbosity": "medium"}
+    return response_format, {"format": echo, "verbosity": "medium"}
 
 
 def _flatten_response_format(value: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -1,7 +1,7 @@
 """ChatChunk stream -> Responses stream events, and the Response envelope.
 
 One ResponseBuilder per request folds the chunks. Its methods return the SSE
-frames to send (bytes, no I/O); `response()` is the envelope that both the final
+frames to send (bytes, no I/O); `body()` is the envelope that both the final
 lifecycle event and the non-streaming body carry, so the two cannot differ.
 Ids and the clock are injected, so the output is deterministic under test.
 
@@ -19,8 +19,9 @@ from typing import Any
 import orjson
 
 from gateway.errors import GatewayError
-from gateway.pb import chat_service_pb2 as pb
 from gateway.sse import encode_event
+from gateway.translate.responses_in import Echo
+from runinfra.chat.v1 import chat_service_pb2 as pb
 
 Event = dict[str, Any]
 _TEXT_DELTA = b"response.output_text.delta"
@@ -62,7 +63,7 @@ class ResponseBuilder:
 
     def __init__(
         self,
-        echo: dict[str, Any],
+        echo: Echo,
         *,
         response_id: str,
         created_at: int,
@@ -192,23 +193,23 @@ class ResponseBuilder:
             "background": False,
             "error": self._error,
             "incomplete_details": self._incomplete if self._status == "incomplete" else None,
-            "instructions": echo["instructions"],
-            "max_output_tokens": echo["max_output_tokens"],
-            "max_tool_calls": echo["max_tool_calls"],
-            "model": echo["model"],
+            "instructions": echo.instructions,
+            "max_output_tokens": echo.max_output_tokens,
+            "max_tool_calls": echo.max_tool_calls,
+            "model": echo.model,
             "output": list(self._output),
-            "parallel_tool_calls": echo["parallel_tool_calls"],
+            "parallel_tool_calls": echo.parallel_tool_calls,
             "previous_response_id": None,
             "reasoning": {"effort": None, "summary": None},
             "store": False,
-            "temperature": echo["temperature"],
-            "text": echo["text"],
-            "tool_choice": echo["tool_choice"],
-            "tools": echo["tools"],
-            "top_p": echo["top_p"],
+            "temperature": echo.temperature,
+            "text": echo.text,
+            "tool_choice": echo.tool_choice,
+            "tools": echo.tools,
+            "top_p": echo.top_p,
             "truncation": "disabled",
             "usage": self._usage if self._status != "in_progress" else None,
-            "metadata": echo["metadata"],
+            "metadata": echo.metadata,
         }
 
     # --- items ---------------------------------------------------------------

@@ -23,8 +23,8 @@ from openai import OpenAI
 from backend_openai.server import RunningBackend, start
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.pb import chat_service_pb2 as pb
-from gateway.pb import chat_service_pb2_grpc as pb_grpc
+from runinfra.chat.v1 import chat_service_pb2 as pb
+from runinfra.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from tests import fake_openai
 from tests.fake_openai import FakeOpenAI
 from tests.support import LoopThread, ServedApp, free_port, strict_chat_completion, strict_response

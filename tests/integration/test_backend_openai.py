@@ -16,8 +16,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from backend_openai import server as backend_server
-from gateway.pb import chat_service_pb2 as pb
-from gateway.pb import chat_service_pb2_grpc as pb_grpc
+from runinfra.chat.v1 import chat_service_pb2 as pb
+from runinfra.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from tests import fake_openai
 from tests.fake_openai import FakeOpenAI
 from tests.support import free_port

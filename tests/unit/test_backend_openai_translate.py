@@ -10,7 +10,7 @@ import pytest
 
 from backend_openai import translate
 from backend_openai.translate import StreamDecoder, UpstreamError
-from gateway.pb import chat_service_pb2 as pb
+from runinfra.chat.v1 import chat_service_pb2 as pb
 
 # --- request ---------------------------------------------------------------------------
 

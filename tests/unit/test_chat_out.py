@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.pb import chat_service_pb2 as pb
 from gateway.sse import encode_data
 from gateway.translate.chat_out import ChatCompletionBuilder
+from runinfra.chat.v1 import chat_service_pb2 as pb
 from tests.support import parse_data_frames
 
 

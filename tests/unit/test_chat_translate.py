@@ -18,9 +18,9 @@ from openai.types.chat.chat_completion import Choice
 
 from backend_stub import behaviour
 from gateway.errors import InvalidRequest
-from gateway.pb import chat_service_pb2 as pb
 from gateway.translate import chat_in, chat_out
 from gateway.translate.chat_out import ChatCompletionBuilder
+from runinfra.chat.v1 import chat_service_pb2 as pb
 from tests.support import parse_data_frames, strict_chat_chunk, strict_chat_completion
 
 USER = {"role": "user", "content": "hi"}

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from gateway.errors import InvalidRequest
-from gateway.pb import chat_service_pb2 as pb
 from gateway.translate import chat_in, responses_in
 from gateway.translate.responses_in import ResponsesRequest
+from runinfra.chat.v1 import chat_service_pb2 as pb
 
 README = Path(__file__).resolve().parent.parent.parent / "README.md"
 
@@ -53,7 +53,7 @@ MAPPED: dict[str, tuple[Any, Check]] = {
         {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}},
         lambda r: r.chat.response_format.json_schema.name == "x",
     ),
-    "metadata": ({"k": "v"}, lambda r: r.echo["metadata"] == {"k": "v"}),
+    "metadata": ({"k": "v"}, lambda r: r.echo.metadata == {"k": "v"}),
 }
 # ignored: a realistic value that must change nothing sent to the backend.
 IGNORED: dict[str, Any] = {

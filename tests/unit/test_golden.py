@@ -21,10 +21,10 @@ from google.protobuf import json_format
 
 from backend_stub import behaviour
 from gateway.errors import BackendError
-from gateway.pb import chat_service_pb2 as pb
 from gateway.translate import chat_in, responses_in
 from gateway.translate.chat_out import ChatCompletionBuilder
 from gateway.translate.responses_out import ResponseBuilder
+from runinfra.chat.v1 import chat_service_pb2 as pb
 from tests.support import (
     parse_data_frames,
     parse_sse,

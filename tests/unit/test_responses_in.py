@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from gateway.errors import InvalidRequest
-from gateway.pb import chat_service_pb2 as pb
 from gateway.translate import responses_in
+from runinfra.chat.v1 import chat_service_pb2 as pb
 
 FN = {"type": "function", "name": "f", "parameters": {"type": "object"}}
 USER_IMAGE = {"role": "user", "content": [{"type": "input_image", "file_id": "file_1"}]}
@@ -93,7 +93,7 @@ def test_allowed_tools_choice() -> None:
     )
     assert parsed.chat.tool_choice.mode == pb.TOOL_CHOICE_MODE_REQUIRED
     assert list(parsed.chat.tool_choice.allowed_function_names) == ["g"]
-    assert parsed.echo["tool_choice"] == choice
+    assert parsed.echo.tool_choice == choice
 
 
 def test_default_model_resolves() -> None:
@@ -116,4 +116,4 @@ def test_agreeing_formats_are_accepted() -> None:
     }
     parsed = responses_in.parse(body, "")
     assert parsed.chat.response_format.json_schema.strict
-    assert parsed.echo["text"]["format"]["name"] == "s"
+    assert parsed.echo.text["format"]["name"] == "s"

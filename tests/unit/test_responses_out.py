@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.pb import chat_service_pb2 as pb
 from gateway.sse import encode_event
 from gateway.translate import responses_in
 from gateway.translate.responses_out import ResponseBuilder
+from runinfra.chat.v1 import chat_service_pb2 as pb
 from tests.support import parse_sse
 
 ECHO = responses_in.parse({"model": "m", "input": "x"}, "m").echo

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from backend_stub import behaviour as b
-from gateway.pb import chat_service_pb2 as pb
+from runinfra.chat.v1 import chat_service_pb2 as pb
 
 
 def msg(role: int, *parts: str | None) -> pb.Message:

@@ -5,7 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from gateway.pb import chat_service_pb2 as _chat_service_pb2
+from runinfra.chat.v1 import chat_service_pb2 as _chat_service_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys

@@ -1,4 +1,4 @@
-"""Structured logs: one JSON object per line. Shared by the gateway and the stub.
+"""Structured logs: one JSON object per line. Shared by the gateway and every ChatService.
 
 Log calls pass their fields as `extra={"fields": {...}}`. Nothing here adds
 prompt text or API keys; callers log ids, sizes, statuses and timings only.
@@ -31,11 +31,14 @@ class JsonLineFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
-def configure(level: int = logging.INFO) -> None:
-    """JSON lines on stderr for every logger (uvicorn's included)."""
+LEVELS = ("debug", "info", "warning", "error")
+
+
+def configure(level: str = "info") -> None:
+    """JSON lines on stderr for every logger (uvicorn's included), from `level` up."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLineFormatter())
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True

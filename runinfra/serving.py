@@ -1,6 +1,6 @@
 """Serving a ChatService: a grpc.aio server with the standard health checking and server
 reflection services, so `grpcurl`, load balancers and the gateway's own client-side health
-checks can talk to it. The scaffolding shared by backend_stub and backend_openai."""
+checks can talk to it. The scaffolding every ChatService implementation shares."""
 
 from __future__ import annotations
 
@@ -15,11 +15,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from gateway.pb import chat_service_pb2 as pb
-from gateway.pb import chat_service_pb2_grpc as pb_grpc
-
-SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["ChatService"].full_name
-
+from runinfra.chat.v1 import chat_service_pb2_grpc as pb_grpc
+from runinfra.contract import SERVICE_NAME
 
 S = TypeVar("S", bound=pb_grpc.ChatServiceServicer)
 

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from gateway.pb import chat_service_pb2 as runinfra_dot_chat_dot_v1_dot_chat__service__pb2
+from runinfra.chat.v1 import chat_service_pb2 as runinfra_dot_chat_dot_v1_dot_chat__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

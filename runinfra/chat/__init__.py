@@ -1,0 +1,1 @@
+"""Generated code of the runinfra.chat packages, in protoc's own layout."""
