@@ -22,7 +22,8 @@ from starlette.applications import Starlette
 
 from backend_stub.server import start as start_stub
 from gateway.app import EmbeddedBackend, create_app
-from gateway.config import Settings, bind_refusal
+from gateway.config import Settings, bind_refusal, workers_refusal
+from gateway.connections import HeaderDeadlineH11
 from gateway.metrics import MULTIPROC_ENV
 from runinfra import logs
 
@@ -48,6 +49,7 @@ def embedded_stub(settings: Settings) -> EmbeddedBackend:
 
 
 def build_app(settings: Settings) -> Starlette:
+    HeaderDeadlineH11.header_timeout = settings.header_timeout
     return create_app(settings, None if settings.backend else embedded_stub(settings))
 
 
@@ -122,7 +124,7 @@ def run_workers(settings: Settings, options: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> None:
     settings = parse_args(argv)
     logs.configure(settings.log_level)
-    refusal = bind_refusal(settings)
+    refusal = bind_refusal(settings) or workers_refusal(settings)
     if refusal:
         print(f"gateway: {refusal}", file=sys.stderr)
         raise SystemExit(2)
@@ -132,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         "log_config": None,
         "access_log": False,
         "timeout_graceful_shutdown": max(1, round(settings.shutdown_grace)),
+        "http": HeaderDeadlineH11,  # uvicorn's h11 protocol with a deadline for headers
     }
     if settings.workers > 1:
         run_workers(settings, options)

@@ -25,7 +25,8 @@ from gateway.errors import GatewayError, internal_error
 from gateway.http import error_response
 from gateway.idempotency import IdempotencyStore, MemoryStore, RedisStore
 from gateway.metrics import Metrics
-from gateway.middleware import Edge
+from gateway.parsing import Parser
+from gateway.middleware import Edge, InFlight
 
 log = logging.getLogger("gateway")
 
@@ -97,6 +98,9 @@ def create_app(settings: Settings, embedded: EmbeddedBackend | None = None) -> S
             stack.push_async_callback(backend.close)
             store = idempotency_store(settings)
             stack.push_async_callback(store.close)
+            parser = Parser()
+            stack.callback(parser.close)
+            app.state.parser = parser
             app.state.settings = settings
             app.state.backend = backend
             app.state.idempotency = store
@@ -110,6 +114,7 @@ def create_app(settings: Settings, embedded: EmbeddedBackend | None = None) -> S
     }
     keys = ApiKeys(settings.api_keys, settings.api_keys_file)
     metrics = Metrics()
+    cap = InFlight(settings.max_in_flight, settings.tenant_in_flight)
     app = Starlette(
         routes=[  # matched in order: the two hot POST routes first
             Route("/v1/responses", routes.create_response, methods=["POST"]),
@@ -123,7 +128,7 @@ def create_app(settings: Settings, embedded: EmbeddedBackend | None = None) -> S
             Route("/readyz", routes.readyz, methods=["GET"]),
             Route("/metrics", routes.metrics, methods=["GET"]),
         ],
-        middleware=[Middleware(Edge, metrics=metrics, keys=keys, limit=settings.max_in_flight)],
+        middleware=[Middleware(Edge, metrics=metrics, keys=keys, cap=cap)],
         exception_handlers=handlers,
         lifespan=lifespan,
     )

@@ -8,6 +8,8 @@ import json
 import os
 from dataclasses import dataclass
 
+from gateway.translate.limits import Limits
+
 
 def _flag(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
@@ -17,6 +19,10 @@ def _optional_float(value: str | None, default: float | None) -> float | None:
     if value is None or value == "":
         return default
     return float(value) or None
+
+
+def _optional_int(value: str | None) -> int | None:
+    return int(value) if value else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +43,19 @@ class Settings:
     request_timeout: float | None = 600.0
     # Extra attempts of a backend call that fails UNAVAILABLE before its first chunk.
     backend_retries: int = 2
-    # API requests in flight at once; 429 beyond.
+    # API requests in flight at once; 429 beyond. A request takes its slot once its body is in.
     max_in_flight: int = 1024
+    # One tenant's share of max_in_flight (None: half of it with API keys, all of it without).
+    max_in_flight_per_tenant: int | None = None
+    # Seconds a client gets to send a request's body (408 after), and its headers (then closed).
+    body_timeout: float = 60.0
+    header_timeout: float = 10.0
+    # Request limits, each a 400 naming the param: tools, messages (input items), content parts
+    # over the whole request, and the serialized JSON schemas (tool parameters, json_schema).
+    max_tools: int = 128
+    max_messages: int = 2048
+    max_content_parts: int = 10_000
+    max_schema_bytes: int = 1024 * 1024
     # Accepted API keys (comma-separated in GATEWAY_API_KEYS) and/or a file of keys.
     api_keys: tuple[str, ...] = ()
     api_keys_file: str | None = None
@@ -47,6 +64,10 @@ class Settings:
     # Idempotency-Key results: kept this long; Redis (URL) shares them between processes.
     idempotency_ttl: float = 24 * 3600
     idempotency_max_entries: int = 10_000
+    # Bytes of stored replies: in total, per tenant, and the largest reply stored at all.
+    idempotency_max_bytes: int = 256 * 1024 * 1024
+    idempotency_max_tenant_bytes: int = 64 * 1024 * 1024
+    idempotency_max_reply_bytes: int = 4 * 1024 * 1024
     idempotency_redis_url: str | None = None
     # SIGTERM: in-flight requests get this long to finish before they are cancelled.
     shutdown_grace: float = 30.0
@@ -61,6 +82,19 @@ class Settings:
     def max_message_bytes(self) -> int:
         """gRPC message limit: a request body plus headroom for its protobuf framing."""
         return self.max_body_bytes + 1024 * 1024
+
+    @property
+    def tenant_in_flight(self) -> int:
+        """One tenant's share of the in-flight cap."""
+        if self.max_in_flight_per_tenant is not None:
+            return self.max_in_flight_per_tenant
+        return max(1, self.max_in_flight // 2) if self.auth_required else self.max_in_flight
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            self.max_tools, self.max_messages, self.max_content_parts, self.max_schema_bytes
+        )
 
     @property
     def auth_required(self) -> bool:
@@ -90,6 +124,13 @@ class Settings:
             request_timeout=_optional_float(e.get("GATEWAY_REQUEST_TIMEOUT"), d.request_timeout),
             backend_retries=int(e.get("GATEWAY_BACKEND_RETRIES", d.backend_retries)),
             max_in_flight=int(e.get("GATEWAY_MAX_IN_FLIGHT", d.max_in_flight)),
+            max_in_flight_per_tenant=_optional_int(e.get("GATEWAY_MAX_IN_FLIGHT_PER_TENANT")),
+            body_timeout=float(e.get("GATEWAY_BODY_TIMEOUT", d.body_timeout)),
+            header_timeout=float(e.get("GATEWAY_HEADER_TIMEOUT", d.header_timeout)),
+            max_tools=int(e.get("GATEWAY_MAX_TOOLS", d.max_tools)),
+            max_messages=int(e.get("GATEWAY_MAX_MESSAGES", d.max_messages)),
+            max_content_parts=int(e.get("GATEWAY_MAX_CONTENT_PARTS", d.max_content_parts)),
+            max_schema_bytes=int(e.get("GATEWAY_MAX_SCHEMA_BYTES", d.max_schema_bytes)),
             api_keys=keys,
             api_keys_file=e.get("GATEWAY_API_KEYS_FILE") or None,
             allow_unauthenticated_public_bind=_flag(
@@ -98,6 +139,15 @@ class Settings:
             idempotency_ttl=float(e.get("GATEWAY_IDEMPOTENCY_TTL", d.idempotency_ttl)),
             idempotency_max_entries=int(
                 e.get("GATEWAY_IDEMPOTENCY_MAX_ENTRIES", d.idempotency_max_entries)
+            ),
+            idempotency_max_bytes=int(
+                e.get("GATEWAY_IDEMPOTENCY_MAX_BYTES", d.idempotency_max_bytes)
+            ),
+            idempotency_max_tenant_bytes=int(
+                e.get("GATEWAY_IDEMPOTENCY_MAX_TENANT_BYTES", d.idempotency_max_tenant_bytes)
+            ),
+            idempotency_max_reply_bytes=int(
+                e.get("GATEWAY_IDEMPOTENCY_MAX_REPLY_BYTES", d.idempotency_max_reply_bytes)
             ),
             idempotency_redis_url=e.get("GATEWAY_IDEMPOTENCY_REDIS_URL") or None,
             shutdown_grace=float(e.get("GATEWAY_SHUTDOWN_GRACE", d.shutdown_grace)),
@@ -127,4 +177,16 @@ def bind_refusal(settings: Settings) -> str | None:
         f"refusing to serve {settings.host} without API keys: set GATEWAY_API_KEYS or "
         "GATEWAY_API_KEYS_FILE, bind 127.0.0.1, or pass --allow-unauthenticated-public-bind "
         "(GATEWAY_ALLOW_UNAUTHENTICATED_PUBLIC_BIND=1) to expose an open gateway on purpose"
+    )
+
+
+def workers_refusal(settings: Settings) -> str | None:
+    """Why several workers must not start: each would keep its own in-memory idempotency
+    store, so a retry reaching another worker would run the request again."""
+    if settings.workers <= 1 or settings.idempotency_redis_url:
+        return None
+    return (
+        f"refusing to start {settings.workers} workers with the in-memory idempotency store: "
+        "a retry answered by another worker would run again. Set GATEWAY_IDEMPOTENCY_REDIS_URL "
+        "(--idempotency-redis-url) to share it, or run one worker"
     )

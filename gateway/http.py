@@ -3,6 +3,7 @@ place an error becomes an HTTP response."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -23,8 +24,8 @@ def error_response(exc: GatewayError) -> Response:
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
-async def read_json(request: Request, max_bytes: int) -> tuple[bytes, dict[str, Any]]:
-    """The raw body and its JSON object: 415, 413 and 400 otherwise."""
+async def read_body(request: Request, max_bytes: int, timeout: float) -> bytes:
+    """The raw JSON body, read within `timeout` seconds: 415, 413 and 408 otherwise."""
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if ctype != "application/json":
         raise GatewayError(
@@ -32,14 +33,34 @@ async def read_json(request: Request, max_bytes: int) -> tuple[bytes, dict[str, 
             status=415,
             code="unsupported_media_type",
         )
+    if request.headers.get("content-encoding", "identity").strip().lower() != "identity":
+        raise GatewayError(
+            "Compressed request bodies are not supported: send the JSON uncompressed.",
+            status=415,
+            code="unsupported_media_type",
+        )
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > max_bytes:
         raise _too_large(max_bytes)
     body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > max_bytes:
-            raise _too_large(max_bytes)
+    try:
+        async with asyncio.timeout(timeout):
+            async for piece in request.stream():
+                body += piece
+                if len(body) > max_bytes:
+                    raise _too_large(max_bytes)
+    except TimeoutError:
+        raise GatewayError(
+            f"The request body did not arrive within {timeout:g} seconds.",
+            status=408,
+            code="request_timeout",
+            headers={"connection": "close"},
+        ) from None
+    return bytes(body)
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    """The body's JSON object, or 400."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -48,7 +69,7 @@ async def read_json(request: Request, max_bytes: int) -> tuple[bytes, dict[str, 
         ) from None
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    return bytes(body), data
+    return data
 
 
 def _too_large(max_bytes: int) -> GatewayError:

@@ -1,5 +1,5 @@
 """The gateway's edge: one pure ASGI middleware for request ids, the access log and request
-metrics, API-key auth, and the in-flight cap, in that order.
+metrics, API-key auth, and the in-flight cap (a slot taken once the body is in), in that order.
 
 One middleware rather than three: each ASGI layer keeps a coroutine frame alive for the
 whole of a stream (about 1 KB each with 1,000 open streams) and costs a call per request.
@@ -54,18 +54,76 @@ def authenticate(scope: Scope, keys: ApiKeys) -> GatewayError | None:
     return None
 
 
+class InFlight:
+    """The in-flight cap: at most `limit` API requests at once, and at most `per_tenant` of
+    one tenant (so that one key cannot take them all); a stream counts until it ends."""
+
+    def __init__(self, limit: int, per_tenant: int) -> None:
+        self.limit = limit
+        self.per_tenant = per_tenant
+        self.total = 0
+        self.by_tenant: dict[str, int] = {}
+
+    def take(self, tenant: str) -> None:
+        """Take a slot for `tenant`, or raise 429."""
+        held = self.by_tenant.get(tenant, 0)
+        if self.total >= self.limit:
+            raise _overloaded(f"Too many requests in flight (limit {self.limit}); retry shortly.")
+        if held >= self.per_tenant:
+            raise _overloaded(
+                f"Too many requests in flight for this API key (limit {self.per_tenant}); "
+                "retry shortly."
+            )
+        self.total += 1
+        self.by_tenant[tenant] = held + 1
+
+    def give(self, tenant: str) -> None:
+        self.total -= 1
+        held = self.by_tenant.pop(tenant) - 1
+        if held:
+            self.by_tenant[tenant] = held
+
+
+def _overloaded(message: str) -> GatewayError:
+    return GatewayError(
+        message, status=429, code="rate_limit_exceeded", headers={"retry-after": "1"}
+    )
+
+
+class Slot:
+    """One request's claim on the in-flight cap: `take()` once its body is in (a client that
+    never finishes its body holds nothing), given back when the request ends."""
+
+    __slots__ = ("cap", "taken", "tenant")
+
+    def __init__(self, cap: InFlight, tenant: str) -> None:
+        self.cap = cap
+        self.tenant = tenant
+        self.taken = False
+
+    def take(self) -> None:
+        if not self.taken:
+            self.cap.take(self.tenant)
+            self.taken = True
+
+    def give(self) -> None:
+        if self.taken:
+            self.taken = False
+            self.cap.give(self.tenant)
+
+
 class Edge:
     """Every request gets an id (`req_…`), echoed with the client's own id on every response
     (errors included), one structured access-log line (no bodies, no keys) and its metrics;
-    then the API key is checked (401), then the in-flight cap (429: at most `limit` API
-    requests at once, a stream counting until it ends)."""
+    then the API key is checked (401). API requests get a `Slot` of the in-flight cap in
+    `state["slot"]`: taken here for requests without a body, by the endpoint once the body
+    is read for the others (429 when the cap or the tenant's share is full)."""
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, keys: ApiKeys, limit: int) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, keys: ApiKeys, cap: InFlight) -> None:
         self.app = app
         self.metrics = metrics
         self.keys = keys
-        self.limit = limit
-        self.in_flight = 0
+        self.cap = cap
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -112,19 +170,14 @@ class Edge:
         if not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.limit:
-            await error_response(self._overloaded())(scope, receive, send)
+        slot = scope["state"]["slot"] = Slot(self.cap, scope["state"]["tenant"])
+        try:
+            if scope["method"] != "POST":
+                slot.take()
+        except GatewayError as error:
+            await error_response(error)(scope, receive, send)
             return
-        self.in_flight += 1
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
-
-    def _overloaded(self) -> GatewayError:
-        return GatewayError(
-            f"Too many requests in flight (limit {self.limit}); retry shortly.",
-            status=429,
-            code="rate_limit_exceeded",
-            headers={"retry-after": "1"},
-        )
+            slot.give()

@@ -6,7 +6,7 @@ import hashlib
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from starlette.requests import Request
@@ -15,10 +15,11 @@ from starlette.responses import Response
 from gateway.backend import ChatBackend
 from gateway.config import Settings
 from gateway.errors import GatewayError, NotFound
-from gateway.http import JSONResponse, read_json
+from gateway.http import JSONResponse, read_body
 from gateway.idempotency import Stored, run_once, scoped_key
 from gateway.ids import new_id
 from gateway.metrics import CallMetrics
+from gateway.parsing import Parser, Translate
 from gateway.streaming import CancelledOnDisconnect, EventStream
 from gateway.translate import chat_in, models_out, responses_in
 from gateway.translate.builder import StreamBuilder
@@ -30,6 +31,19 @@ from runinfra.chat.v1 import chat_service_pb2 as pb
 
 _JSON = {"content-type": "application/json"}
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+T = TypeVar("T")
+
+
+async def _read(request: Request, translate: Translate[T]) -> tuple[bytes, T]:
+    """The raw body (within the body deadline), then the in-flight slot, then the
+    translated request (in a worker process when the body is large)."""
+    settings: Settings = request.app.state.settings
+    raw = await read_body(request, settings.max_body_bytes, settings.body_timeout)
+    request.state.slot.take()
+    parser: Parser = request.app.state.parser
+    return raw, await parser.parse(raw, translate, settings.default_model, settings.limits)
 
 
 def _open_chunks(request: Request, chat: pb.ChatRequest, route: str) -> AsyncIterator[pb.ChatChunk]:
@@ -106,8 +120,7 @@ async def _idempotent(
 
 async def create_response(request: Request) -> Response | EventStream:
     settings: Settings = request.app.state.settings
-    raw, body = await read_json(request, settings.max_body_bytes)
-    parsed = responses_in.parse(body, settings.default_model)
+    raw, parsed = await _read(request, responses_in.parse)
     builder = ResponseBuilder(
         parsed.echo,
         response_id=new_id("resp"),
@@ -136,8 +149,7 @@ async def not_stored(request: Request) -> Response:
 
 async def create_chat_completion(request: Request) -> Response | EventStream:
     settings: Settings = request.app.state.settings
-    raw, body = await read_json(request, settings.max_body_bytes)
-    parsed = chat_in.parse(body, settings.default_model)
+    raw, parsed = await _read(request, chat_in.parse)
     builder = ChatCompletionBuilder(
         model=parsed.chat.model,
         completion_id=new_id("chatcmpl", "-"),

@@ -16,6 +16,7 @@ from typing import Any
 
 from gateway.translate import common
 from gateway.translate import fields as f
+from gateway.translate.limits import DEFAULT, Limits
 from runinfra.chat.v1 import chat_service_pb2 as pb
 
 ROLES = {
@@ -109,20 +110,26 @@ class ChatCompletionRequest:
     include_usage: bool  # stream_options.include_usage: end the stream with a usage chunk
 
 
-def parse(body: Mapping[str, Any], default_model: str) -> ChatCompletionRequest:
+def parse(
+    body: Mapping[str, Any], default_model: str, limits: Limits = DEFAULT
+) -> ChatCompletionRequest:
     """Validate a request body and translate it; raises InvalidRequest naming the param.
     Each helper validates one concern and returns values; only this function builds."""
     f.check_fields(body, FIELDS, REJECTED)
+    limits.tools(body.get("tools"))
+    limits.messages(body.get("messages"), "messages", ("content",))
     tools = _tools(body.get("tools"))
     tool_choice = body.get("tool_choice")
     response_format = body.get("response_format")
     stream = body.get("stream") is not None and f.boolean(body["stream"], "stream")
+    fmt = None if response_format is None else _response_format(response_format)
+    limits.schemas(tools, fmt, "response_format")
     chat = pb.ChatRequest(
         model=common.model(f.required(body, "model", "model"), default_model),
         messages=_messages(f.required(body, "messages", "messages")),
         tools=tools,
         tool_choice=None if tool_choice is None else _tool_choice(tool_choice, tools),
-        response_format=None if response_format is None else _response_format(response_format),
+        response_format=fmt,
         buffered=not stream,  # only the whole reply is used: the backend may send fewer chunks
         **_sampling(body),
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from gateway.errors import InvalidRequest
 from gateway.translate import fields as f
 from runinfra.chat.v1 import chat_service_pb2 as pb
 
@@ -86,14 +87,20 @@ def allowed_tool_choice(
     mode: object, names: list[str], tools: list[pb.Tool], param: str
 ) -> pb.ToolChoice:
     mode = f.choice(mode, f"{param}.mode", ("auto", "required"))
+    declared = {t.name for t in tools}  # one set: each name is looked up, not searched for
     for i, name in enumerate(names):
-        _check_tool_exists(name, tools, f"{param}.tools[{i}]")
+        if name not in declared:
+            raise _no_such_tool(name, f"{param}.tools[{i}]")
     return pb.ToolChoice(mode=TOOL_CHOICE_MODES[mode], allowed_function_names=names)
 
 
 def _check_tool_exists(name: str, tools: list[pb.Tool], param: str) -> None:
     if not any(t.name == name for t in tools):
-        raise f.invalid_value(param, f"no function named '{name}' is among the request's tools.")
+        raise _no_such_tool(name, param)
+
+
+def _no_such_tool(name: str, param: str) -> InvalidRequest:
+    return f.invalid_value(param, f"no function named '{name}' is among the request's tools.")
 
 
 def json_schema_format(body: Mapping[str, Any], param: str) -> pb.ResponseFormat:

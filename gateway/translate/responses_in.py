@@ -16,9 +16,10 @@ import orjson
 
 from gateway.translate import common
 from gateway.translate import fields as f
+from gateway.translate.limits import DEFAULT, Limits
 from runinfra.chat.v1 import chat_service_pb2 as pb
 
-MAX_INPUT_ITEMS = 2048
+MAX_INPUT_ITEMS = DEFAULT.max_messages
 
 ROLES = {
     "user": pb.ROLE_USER,
@@ -145,14 +146,19 @@ class ResponsesRequest:
     echo: Echo
 
 
-def parse(body: Mapping[str, Any], default_model: str) -> ResponsesRequest:
+def parse(
+    body: Mapping[str, Any], default_model: str, limits: Limits = DEFAULT
+) -> ResponsesRequest:
     """Validate a request body and translate it; raises InvalidRequest naming the param.
     Each helper validates one concern and returns values; only this function builds."""
     f.check_fields(body, FIELDS, REJECTED)
+    limits.tools(body.get("tools"))
+    limits.messages(body.get("input"), "input", ("content", "output"))
     instructions = _instructions(body.get("instructions"))
     tools = _tools(body.get("tools"))
     tool_choice, tool_choice_echo = _tool_choice(body.get("tool_choice"), tools)
     response_format, text_echo = _text_format(body)
+    limits.schemas(tools, response_format, "text.format")
     sampling = _sampling(body)
     stream = body.get("stream") is not None and f.boolean(body["stream"], "stream")
     chat = pb.ChatRequest(
@@ -228,8 +234,6 @@ def _messages(value: object) -> list[pb.Message]:
     if isinstance(value, str):
         return [pb.Message(role=pb.ROLE_USER, content=[common.text_part(value)])]
     items = f.array(value, "input")
-    if len(items) > MAX_INPUT_ITEMS:
-        raise f.invalid_value("input", f"at most {MAX_INPUT_ITEMS} input items are allowed.")
     out: list[pb.Message] = []
     for i, item in enumerate(items):
         _add_item(out, f.obj(item, f"input[{i}]"), f"input[{i}]")

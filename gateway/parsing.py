@@ -1,0 +1,78 @@
+"""Decoding and translating request bodies without stalling the event loop.
+
+Decoding JSON holds the GIL for the whole call (orjson: about 0.5 s for 32 MB of small
+values), so a thread would stall the loop just the same. Bodies up to `inline_bytes` are
+decoded and translated in place (a few milliseconds at most); larger ones in a worker
+process, which sends back the translated request (a ChatRequest pickles as its wire bytes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+from gateway.errors import GatewayError, internal_error
+from gateway.http import decode
+from gateway.translate.limits import Limits
+
+T = TypeVar("T")
+Translate = Callable[[Mapping[str, Any], str, Limits], T]
+
+INLINE_BYTES = 64 * 1024
+
+
+def _run(translate: Translate[T], raw: bytes, default_model: str, limits: Limits) -> T:
+    return translate(decode(raw), default_model, limits)
+
+
+def _run_in_child(
+    translate: Translate[T], raw: bytes, default_model: str, limits: Limits
+) -> tuple[T | None, dict[str, Any] | None]:
+    """In the worker: the translation, or the error's fields (exceptions with keyword
+    arguments do not survive pickling)."""
+    try:
+        return _run(translate, raw, default_model, limits), None
+    except GatewayError as exc:
+        error = {"status": exc.status, "param": exc.param, "code": exc.code, "type": exc.type}
+        return None, {"message": exc.message, **error}
+
+
+class Parser:
+    """Translates bodies: inline when small, in `processes` worker processes otherwise."""
+
+    def __init__(self, *, processes: int = 1, inline_bytes: int = INLINE_BYTES) -> None:
+        self.processes = processes
+        self.inline_bytes = inline_bytes
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:  # started on the first large body ("spawn": grpc forbids fork)
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(self.processes, mp_context=context)
+        return self._pool
+
+    async def parse(
+        self, raw: bytes, translate: Translate[T], default_model: str, limits: Limits
+    ) -> T:
+        if len(raw) <= self.inline_bytes:
+            return _run(translate, raw, default_model, limits)
+        loop = asyncio.get_running_loop()
+        call = (_run_in_child, translate, raw, default_model, limits)
+        try:
+            result, error = await loop.run_in_executor(self._executor(), *call)
+        except BrokenProcessPool:
+            self.close()  # a worker died (e.g. out of memory): the next body starts a new one
+            raise internal_error() from None
+        if error is not None:
+            raise GatewayError(**error)
+        assert result is not None
+        return result
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None

@@ -1,0 +1,65 @@
+"""Request size limits, checked before the work they bound (each a 400 naming the param)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from gateway.translate import fields as f
+from runinfra.chat.v1 import chat_service_pb2 as pb
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How much one request may ask for: tools, messages (input items), content parts over
+    the whole request, and bytes of serialized JSON schemas (tool parameters, json_schema)."""
+
+    max_tools: int = 128
+    max_messages: int = 2048
+    max_content_parts: int = 10_000
+    max_schema_bytes: int = 1024 * 1024
+
+    def count(self, value: object, limit: int, param: str, what: str) -> None:
+        """At most `limit` entries in the array `value` (other types are checked elsewhere)."""
+        if isinstance(value, list) and len(value) > limit:
+            raise f.invalid_value(param, f"at most {limit} {what} are allowed, got {len(value)}.")
+
+    def tools(self, value: object) -> None:
+        self.count(value, self.max_tools, "tools", "tools")
+
+    def messages(self, value: object, param: str, part_keys: tuple[str, ...]) -> None:
+        """The message count, then the content parts of all messages together (the arrays
+        under `part_keys` of each message), before any of them is translated."""
+        self.count(value, self.max_messages, param, "messages")
+        if not isinstance(value, list):
+            return
+        total = 0
+        for i, item in enumerate(value):
+            for key in part_keys:
+                parts = item.get(key) if isinstance(item, dict) else None
+                total += len(parts) if isinstance(parts, list) else 0
+                if total > self.max_content_parts:
+                    raise f.invalid_value(
+                        f"{param}[{i}].{key}",
+                        f"at most {self.max_content_parts} content parts are allowed over all "
+                        "messages of a request.",
+                    )
+
+    def schemas(
+        self, tools: Iterable[pb.Tool], response_format: pb.ResponseFormat | None, param: str
+    ) -> None:
+        """The serialized tool parameters and json_schema together; `param` names the
+        response format (named when the tools alone are within the limit)."""
+        size = sum(len(t.parameters) for t in tools)
+        where = "tools" if size > self.max_schema_bytes else param
+        if response_format is not None:
+            size += len(response_format.json_schema.schema)
+        if size > self.max_schema_bytes:
+            raise f.invalid_value(
+                where,
+                f"the JSON schemas of tools and response format total {size} bytes; "
+                f"at most {self.max_schema_bytes} are allowed.",
+            )
+
+
+DEFAULT = Limits()
