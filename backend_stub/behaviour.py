@@ -7,12 +7,15 @@ Nothing here does I/O or knows about the gRPC server: `plan(request)` turns a
 
 from __future__ import annotations
 
+import itertools
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Literal
 
 import orjson
 
+from backend_stub.schema import Budget
 from backend_stub.schema import minimal_instance as minimal_instance  # re-exported
 from runinfra.chat.v1 import chat_service_pb2 as pb
 
@@ -33,6 +36,7 @@ FAIL_ONCE_MESSAGE = "stub: scripted failure of the first attempt"
 RATE_LIMITED_MESSAGE = "stub: scripted rate limit"
 EMPTY_REPLY = "(empty)"
 _WORD = re.compile(r"\s*\S+\s*")
+_WINDOW = 1 << 16  # characters scanned per step of long texts (the GIL is free in between)
 
 
 class RequestError(ValueError):
@@ -56,14 +60,54 @@ class PlannedCall:
 
 @dataclass(frozen=True)
 class Plan:
-    """The whole reply: `chunks` are sent in order; the last one carries
-    `finish_reason` and `usage`, so `usage.output_tokens == len(chunks)`."""
+    """The whole reply: `stream()` makes the chunks as they are sent (none is made ahead);
+    the last one carries `finish_reason` and `usage`, so `usage.output_tokens` is the number
+    of chunks (one merged chunk when `buffered`)."""
 
-    chunks: tuple[pb.ChatChunk, ...]
     finish_reason: pb.FinishReason.ValueType
     usage: pb.Usage
     reply: str
     tool_calls: tuple[PlannedCall, ...]
+    buffered: bool = field(default=False)
+
+    @property
+    def chunk_count(self) -> int:
+        return 1 if self.buffered else self.usage.output_tokens
+
+    @property
+    def chunks(self) -> tuple[pb.ChatChunk, ...]:
+        """Every chunk at once (for tests and small replies)."""
+        return tuple(self.stream())
+
+    def stream(self) -> Iterator[pb.ChatChunk]:
+        if self.buffered:
+            yield self._merged()
+            return
+        yield from self._one_by_one()
+
+    def _one_by_one(self) -> Iterator[pb.ChatChunk]:
+        count = self.usage.output_tokens
+        if self.tool_calls:
+            pieces = (c for call in self.tool_calls for c in tool_call_chunks(call))
+        else:
+            pieces = (pb.ChatChunk(text=word) for word in split_words_lazily(self.reply))
+        for i, chunk in enumerate(itertools.islice(pieces, count), 1):
+            if i == count:
+                chunk.finish_reason = self.finish_reason
+                chunk.usage.CopyFrom(self.usage)
+            yield chunk
+
+    def _merged(self) -> pb.ChatChunk:
+        """The whole reply in one chunk: `coalesce` of the chunks, without making a chunk
+        per word of a text reply."""
+        if self.tool_calls:
+            return coalesce(list(self._one_by_one()))
+        text = self.reply
+        if self.finish_reason == pb.FINISH_REASON_LENGTH:
+            text = "".join(itertools.islice(split_words_lazily(text), self.usage.output_tokens))
+        merged = pb.ChatChunk(text=text, finish_reason=self.finish_reason)
+        merged.usage.CopyFrom(self.usage)
+        return merged
 
 
 def list_models() -> pb.ListModelsResponse:
@@ -92,9 +136,33 @@ def split_words(reply: str) -> list[str]:
     return _WORD.findall(reply)
 
 
+def split_words_lazily(reply: str) -> Iterator[str]:
+    """`split_words`, one piece at a time."""
+    return (m.group() for m in _WORD.finditer(reply))
+
+
+def count_words(text: str) -> int:
+    """`len(text.split())`, a window at a time: no list of every word, and no single call
+    that holds the GIL for long."""
+    total, joined = 0, False
+    for start in range(0, len(text), _WINDOW):
+        piece = text[start : start + _WINDOW]
+        total += len(piece.split()) - (joined and not piece[0].isspace())
+        joined = not piece[-1].isspace()
+    return total
+
+
+def contains(text: str, name: str) -> bool:
+    """`name in text`, a window at a time (windows overlap by the name's length)."""
+    step = max(_WINDOW, len(name))
+    return any(
+        name in text[start : start + step + len(name)] for start in range(0, len(text), step)
+    )
+
+
 def count_input_tokens(messages: list[pb.Message]) -> int:
     """Whitespace-separated words over every message's content, at least 1."""
-    return max(1, sum(len(message_text(m).split()) for m in messages))
+    return max(1, sum(count_words(message_text(m)) for m in messages))
 
 
 def _is_user(message: pb.Message) -> bool:
@@ -130,18 +198,21 @@ def _load_schema(text: str, what: str) -> object:
         raise RequestError("invalid_argument", f"{what} is not valid JSON: {exc}") from None
 
 
-def _instance_json(schema_text: str, what: str) -> str:
+def _instance_json(schema_text: str, what: str, budget: Budget | None = None) -> str:
+    """The minimal instance as JSON; every schema of one request shares `budget`."""
     try:
-        return orjson.dumps(minimal_instance(_load_schema(schema_text, what))).decode()
-    except (ValueError, TypeError) as exc:
+        instance = minimal_instance(_load_schema(schema_text, what), budget=budget)
+        return orjson.dumps(instance).decode()
+    except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
         raise RequestError("invalid_argument", f"{what} is not usable: {exc}") from None
 
 
-def reply_for(request: pb.ChatRequest) -> str:
+def reply_for(request: pb.ChatRequest, budget: Budget | None = None) -> str:
     """The reply text, honouring response_format."""
     fmt = request.response_format
     if fmt.type == pb.RESPONSE_FORMAT_TYPE_JSON_SCHEMA:
-        return _instance_json(fmt.json_schema.schema, "response_format.json_schema.schema")
+        schema = fmt.json_schema.schema
+        return _instance_json(schema, "response_format.json_schema.schema", budget)
     if fmt.type == pb.RESPONSE_FORMAT_TYPE_JSON_OBJECT:
         return orjson.dumps({"echo": text_reply(request)}).decode()
     return text_reply(request)
@@ -173,15 +244,18 @@ def select_tools(request: pb.ChatRequest) -> list[pb.Tool]:
     if mode in (pb.TOOL_CHOICE_MODE_REQUIRED, pb.TOOL_CHOICE_MODE_FUNCTION):
         return [_forced_tool(request)]
     text = last_user_text(request)
-    named = [t for t in _eligible(request) if t.name and t.name in text]
+    named = [t for t in _eligible(request) if t.name and contains(text, t.name)]
     parallel = not request.HasField("parallel_tool_calls") or request.parallel_tool_calls
     return named if parallel else named[:1]
 
 
-def plan_tool_calls(tools: list[pb.Tool]) -> list[PlannedCall]:
+def plan_tool_calls(tools: list[pb.Tool], budget: Budget | None = None) -> list[PlannedCall]:
     """Deterministic ids `call_stub_<index>` and minimal valid arguments."""
+    budget = Budget() if budget is None else budget
     return [
-        PlannedCall(i, f"call_stub_{i}", t.name, _instance_json(t.parameters, f"tool {t.name!r}"))
+        PlannedCall(
+            i, f"call_stub_{i}", t.name, _instance_json(t.parameters, f"tool {t.name!r}", budget)
+        )
         for i, t in enumerate(tools)
     ]
 
@@ -206,24 +280,20 @@ def validate(request: pb.ChatRequest) -> None:
         raise RequestError("invalid_argument", "max_output_tokens must be positive")
 
 
-def plan(request: pb.ChatRequest) -> Plan:
-    """Everything the stub sends for `request`; raises RequestError to reject it."""
+def plan(request: pb.ChatRequest, budget: Budget | None = None) -> Plan:
+    """Everything the stub sends for `request`; raises RequestError to reject it. The chunks
+    themselves are made as they are sent (`Plan.stream`)."""
     validate(request)
-    calls = plan_tool_calls(select_tools(request))
-    reply = "" if calls else reply_for(request)
-    chunks = [c for call in calls for c in tool_call_chunks(call)]
-    chunks = chunks or [pb.ChatChunk(text=w) for w in split_words(reply)]
+    budget = Budget() if budget is None else budget
+    calls = plan_tool_calls(select_tools(request), budget)
+    reply = "" if calls else reply_for(request, budget)
+    count = 2 * len(calls) if calls else count_words(reply)
     finish = pb.FINISH_REASON_TOOL_CALLS if calls else pb.FINISH_REASON_STOP
-    if request.HasField("max_output_tokens") and len(chunks) > request.max_output_tokens:
-        chunks, finish = chunks[: request.max_output_tokens], pb.FINISH_REASON_LENGTH
-    usage = pb.Usage(
-        input_tokens=count_input_tokens(list(request.messages)), output_tokens=len(chunks)
-    )
-    chunks[-1].finish_reason = finish
-    chunks[-1].usage.CopyFrom(usage)
-    if request.buffered and request.model != FAIL_MID:
-        chunks = [coalesce(chunks)]
-    return Plan(tuple(chunks), finish, usage, reply, tuple(calls))
+    if request.HasField("max_output_tokens") and count > request.max_output_tokens:
+        count, finish = request.max_output_tokens, pb.FINISH_REASON_LENGTH
+    usage = pb.Usage(input_tokens=count_input_tokens(list(request.messages)), output_tokens=count)
+    buffered = request.buffered and request.model != FAIL_MID
+    return Plan(finish, usage, reply, tuple(calls), buffered)
 
 
 def coalesce(chunks: list[pb.ChatChunk]) -> pb.ChatChunk:

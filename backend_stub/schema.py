@@ -1,9 +1,38 @@
 """Minimal JSON instances of JSON schemas (pure; used for tool arguments and
-json_schema replies)."""
+json_schema replies), within a budget of nodes and output bytes."""
 
 from __future__ import annotations
 
 _MAX_SCHEMA_DEPTH = 32
+MAX_NODES = 50_000  # schema nodes visited for one request (every instance it makes)
+MAX_OUTPUT_BYTES = 4 * 1024 * 1024  # about the JSON size of those instances together
+
+
+class BudgetExceeded(ValueError):
+    """The instance would cost more than the budget (the request is rejected, not served)."""
+
+
+class Budget:
+    """What one request may spend on minimal instances; `cancel()` (from another thread)
+    stops the work at the next node."""
+
+    def __init__(self, nodes: int = MAX_NODES, output_bytes: int = MAX_OUTPUT_BYTES) -> None:
+        self.nodes = nodes
+        self.output_bytes = output_bytes
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def spend(self, nodes: int = 1, output_bytes: int = 1) -> None:
+        if self.cancelled:
+            raise BudgetExceeded("the call was cancelled")
+        self.nodes -= nodes
+        self.output_bytes -= output_bytes
+        if self.nodes < 0:
+            raise BudgetExceeded(f"the schema needs more than {MAX_NODES} nodes of instance")
+        if self.output_bytes < 0:
+            raise BudgetExceeded(f"its minimal instance is larger than {MAX_OUTPUT_BYTES} bytes")
 
 
 def _resolve_ref(ref: str, root: object) -> object:
@@ -78,15 +107,30 @@ def _minimal_number(schema: dict[str, object], integer: bool) -> int | float:
     return int(-(-value // 1)) if integer else value
 
 
-def _minimal_string(schema: dict[str, object]) -> str:
-    low, high = schema.get("minLength"), schema.get("maxLength")
+def _count(value: object, budget: Budget) -> int:
+    """A minLength/minItems value, checked against the budget before anything is built."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        return 0
+    if value > budget.output_bytes:
+        raise BudgetExceeded(f"its minimal instance is larger than {MAX_OUTPUT_BYTES} bytes")
+    return value
+
+
+def _minimal_string(schema: dict[str, object], budget: Budget) -> str:
+    low, high = _count(schema.get("minLength"), budget), schema.get("maxLength")
     text = "stub"
-    if isinstance(low, int) and low > len(text):
+    if low > len(text):
         text += "x" * (low - len(text))
-    return text[:high] if isinstance(high, int) else text
+    text = text[: max(0, high)] if isinstance(high, int) and not isinstance(high, bool) else text
+    budget.spend(0, len(text) + 2)
+    return text
 
 
-def minimal_instance(schema: object, root: object = None, depth: int = 0) -> object:
+def minimal_instance(
+    schema: object, root: object = None, depth: int = 0, budget: Budget | None = None
+) -> object:
     """A small JSON value valid against `schema`.
 
     const, then enum (first value), then anyOf/oneOf (first branch) win over
@@ -95,7 +139,11 @@ def minimal_instance(schema: object, root: object = None, depth: int = 0) -> obj
     minimum/maximum), booleans false, arrays [] (or minItems copies of the
     items' instance). A schema with no usable type gives {}. Local `$ref`
     (`#/$defs/X`, `#/definitions/X`, any JSON pointer) and `allOf` are folded in.
+    Every node visited and every byte made is charged to `budget` (a fresh one when None):
+    BudgetExceeded past it.
     """
+    budget = Budget() if budget is None else budget
+    budget.spend()
     root = schema if root is None else root
     node = _deref(schema, root, depth)
     if "const" in node:
@@ -104,22 +152,29 @@ def minimal_instance(schema: object, root: object = None, depth: int = 0) -> obj
         return _as_list(node["enum"])[0]
     for key in ("anyOf", "oneOf"):
         if _as_list(node.get(key)):
-            return minimal_instance(_as_list(node[key])[0], root, depth + 1)
-    return _minimal_of_type(node, _type_of(node), root, depth)
+            return minimal_instance(_as_list(node[key])[0], root, depth + 1, budget)
+    return _minimal_of_type(node, _type_of(node), root, depth, budget)
 
 
-def _minimal_of_type(node: dict[str, object], kind: str | None, root: object, depth: int) -> object:
+def _minimal_of_type(
+    node: dict[str, object], kind: str | None, root: object, depth: int, budget: Budget
+) -> object:
     if kind == "object" or kind is None:
         props = _as_dict(node.get("properties"))
         required = [str(r) for r in _as_list(node.get("required"))]
-        return {name: minimal_instance(props.get(name, {}), root, depth + 1) for name in required}
+        budget.spend(0, 2 + sum(len(name) + 4 for name in required))
+        return {
+            name: minimal_instance(props.get(name, {}), root, depth + 1, budget)
+            for name in required
+        }
     if kind == "array":
-        count = node.get("minItems")
-        n = count if isinstance(count, int) else 0
-        return [minimal_instance(node.get("items", {}), root, depth + 1) for _ in range(n)]
+        n = _count(node.get("minItems"), budget)
+        return [minimal_instance(node.get("items", {}), root, depth + 1, budget) for _ in range(n)]
     if kind in ("number", "integer"):
         return _minimal_number(node, kind == "integer")
-    simple: dict[str, object] = {"string": _minimal_string(node), "boolean": False, "null": None}
+    if kind == "string":
+        return _minimal_string(node, budget)
+    simple: dict[str, object] = {"boolean": False, "null": None}
     if kind not in simple:
         raise ValueError(f"unknown schema type {kind!r}")
     return simple[kind]

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
 
 import grpc
 
 from backend_stub import behaviour
+from backend_stub.schema import Budget
 from runinfra.chat.v1 import chat_service_pb2 as pb
 from runinfra.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from runinfra.serving import Served, metadata_of, serve
@@ -28,15 +31,26 @@ def _log(event: str, **fields: object) -> None:
     logger.info(event, extra={"fields": fields})
 
 
-class StubChatService(pb_grpc.ChatServiceServicer):
-    """Serves `behaviour.plan` replies and records what it saw for tests."""
+# Requests larger than this are planned on a worker thread, so that the event loop (which
+# the gateway shares when the stub is embedded) keeps serving meanwhile.
+PLAN_INLINE_BYTES = 64 * 1024
+REMEMBERED = 1024  # cancelled request ids, and stub-fail-once request ids, kept
 
-    def __init__(self, *, chunk_delay: float = 0.0) -> None:
+
+class StubChatService(pb_grpc.ChatServiceServicer):
+    """Serves `behaviour.plan` replies. With `record_calls` (tests), keeps every request and
+    its metadata in `calls` and `call_metadata`; without (the default: a served product
+    must not grow with its traffic), those stay empty. The last REMEMBERED cancelled ids
+    are kept in `cancelled`."""
+
+    def __init__(self, *, chunk_delay: float = 0.0, record_calls: bool = False) -> None:
         self.chunk_delay = chunk_delay
+        self.record_calls = record_calls
         self.calls: list[pb.ChatRequest] = []
         self.call_metadata: list[dict[str, str]] = []  # each call's gRPC metadata, as calls
-        self.cancelled: list[str] = []
-        self._failed_once: set[str] = set()  # request ids that stub-fail-once has failed
+        self.cancelled: deque[str] = deque(maxlen=REMEMBERED)
+        # request ids that stub-fail-once has failed (insertion-ordered, oldest dropped)
+        self._failed_once: dict[str, None] = {}
         self._cond = threading.Condition()
 
     def wait_cancelled(self, request_id: str, timeout: float) -> bool:
@@ -51,7 +65,7 @@ class StubChatService(pb_grpc.ChatServiceServicer):
         metadata: dict[str, str] | None = None,
     ) -> None:
         with self._cond:
-            if request is not None:
+            if request is not None and self.record_calls:
                 self.calls.append(request)
                 self.call_metadata.append(metadata or {})
             if cancelled is not None:
@@ -62,7 +76,9 @@ class StubChatService(pb_grpc.ChatServiceServicer):
         """stub-fail-once: fail the first attempt of each request id, serve the retries."""
         if model != behaviour.FAIL_ONCE or request_id in self._failed_once:
             return False
-        self._failed_once.add(request_id)
+        self._failed_once[request_id] = None
+        if len(self._failed_once) > REMEMBERED:
+            del self._failed_once[next(iter(self._failed_once))]
         return True
 
     def _delay(self, model: str) -> float:
@@ -81,9 +97,10 @@ class StubChatService(pb_grpc.ChatServiceServicer):
         self._record(request, metadata=metadata)
         rid, model = request.request_id or metadata.get("x-request-id", ""), request.model
         status, sent, started = "ok", 0, time.monotonic()
+        budget = Budget()
         try:
             try:
-                plan = behaviour.plan(request)
+                plan = await _plan(request, budget)
             except behaviour.RequestError as exc:
                 status = exc.kind
                 await context.abort(_STATUS_CODES[exc.kind], exc.message)
@@ -101,7 +118,7 @@ class StubChatService(pb_grpc.ChatServiceServicer):
                     grpc.StatusCode.RESOURCE_EXHAUSTED, behaviour.RATE_LIMITED_MESSAGE
                 )
             # A buffered reply takes as long as its words would: one delay per word merged.
-            delay = self._delay(model) * plan.usage.output_tokens / max(1, len(plan.chunks))
+            delay = self._delay(model) * plan.usage.output_tokens / max(1, plan.chunk_count)
             for chunk in _scripted_chunks(model, plan):
                 if delay > 0:
                     await asyncio.sleep(delay)
@@ -114,6 +131,7 @@ class StubChatService(pb_grpc.ChatServiceServicer):
             # CancelledError: cancelled while awaiting in here; GeneratorExit:
             # grpc dropped the stream (client gone) while it was sending.
             status = "cancelled"
+            budget.cancel()  # a plan still running on its thread stops at its next node
             self._record(cancelled=rid)
             raise
         finally:
@@ -121,12 +139,21 @@ class StubChatService(pb_grpc.ChatServiceServicer):
             _log("chat", request_id=rid, model=model, status=status, chunks=sent, ms=elapsed_ms)
 
 
-def _scripted_chunks(model: str, plan: behaviour.Plan) -> tuple[pb.ChatChunk, ...]:
-    """The plan's chunks; for stub-fail-mid only the first two, without finish or usage."""
+async def _plan(request: pb.ChatRequest, budget: Budget) -> behaviour.Plan:
+    """`behaviour.plan`, on a worker thread for a large request: its long loops (word counts,
+    tool names in the text, schema instances) let the event loop run in between."""
+    if request.ByteSize() <= PLAN_INLINE_BYTES:
+        return behaviour.plan(request, budget)
+    return await asyncio.to_thread(behaviour.plan, request, budget)
+
+
+def _scripted_chunks(model: str, plan: behaviour.Plan) -> Iterator[pb.ChatChunk]:
+    """The plan's chunks, made one at a time; for stub-fail-mid only the first two, without
+    finish or usage."""
     if model != behaviour.FAIL_MID:
-        return plan.chunks
-    head = [pb.ChatChunk(text=c.text, tool_calls=c.tool_calls) for c in plan.chunks]
-    return tuple(head[: behaviour.FAIL_MID_AFTER])
+        return plan.stream()
+    head = itertools.islice(plan.stream(), behaviour.FAIL_MID_AFTER)
+    return (pb.ChatChunk(text=c.text, tool_calls=c.tool_calls) for c in head)
 
 
 RunningStub = Served[StubChatService]
@@ -138,9 +165,11 @@ async def start(
     *,
     chunk_delay: float = 0.0,
     max_message_bytes: int = 64 * 1024 * 1024,
+    record_calls: bool = False,
 ) -> RunningStub:
-    """Start the stub on the running event loop; port 0 picks a free port."""
-    service = StubChatService(chunk_delay=chunk_delay)
+    """Start the stub on the running event loop; port 0 picks a free port. `record_calls`
+    keeps every request for tests to inspect (StubChatService)."""
+    service = StubChatService(chunk_delay=chunk_delay, record_calls=record_calls)
     served = await serve(service, host, port, max_message_bytes=max_message_bytes)
     _log("listening", host=host, port=served.port)
     return served

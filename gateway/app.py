@@ -99,6 +99,7 @@ def create_app(settings: Settings, embedded: EmbeddedBackend | None = None) -> S
             store = idempotency_store(settings)
             stack.push_async_callback(store.close)
             parser = Parser()
+            parser.start()
             stack.callback(parser.close)
             app.state.parser = parser
             app.state.settings = settings

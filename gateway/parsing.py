@@ -9,6 +9,8 @@ process, which sends back the translated request (a ChatRequest pickles as its w
 from __future__ import annotations
 
 import asyncio
+import gc
+import importlib
 import multiprocessing
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -34,11 +36,20 @@ def _run_in_child(
 ) -> tuple[T | None, dict[str, Any] | None]:
     """In the worker: the translation, or the error's fields (exceptions with keyword
     arguments do not survive pickling)."""
+    gc.disable()  # millions of small containers: no collector passes over them meanwhile
     try:
         return _run(translate, raw, default_model, limits), None
     except GatewayError as exc:
         error = {"status": exc.status, "param": exc.param, "code": exc.code, "type": exc.type}
         return None, {"message": exc.message, **error}
+    finally:
+        gc.enable()
+
+
+def _ready() -> None:
+    """A worker's first task: import the translators before the first body needs them."""
+    importlib.import_module("gateway.translate.chat_in")
+    importlib.import_module("gateway.translate.responses_in")
 
 
 class Parser:
@@ -49,8 +60,13 @@ class Parser:
         self.inline_bytes = inline_bytes
         self._pool: ProcessPoolExecutor | None = None
 
+    def start(self) -> None:
+        """Start the workers now ("spawn": grpc forbids fork), so that the first large body
+        does not wait for one to start."""
+        self._executor().submit(_ready)
+
     def _executor(self) -> ProcessPoolExecutor:
-        if self._pool is None:  # started on the first large body ("spawn": grpc forbids fork)
+        if self._pool is None:
             context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(self.processes, mp_context=context)
         return self._pool

@@ -135,7 +135,7 @@ class Servers:
 
     def __init__(self, **settings: Any) -> None:
         self.thread = LoopThread()
-        self.stub: RunningStub = self.thread.run(start("127.0.0.1", 0))
+        self.stub: RunningStub = self.thread.run(start("127.0.0.1", 0, record_calls=True))
         self.settings = Settings(backend=f"127.0.0.1:{self.stub.port}", **settings)
         self.gateway = ServedApp(self.thread, create_app(self.settings))
         self.port = self.gateway.port

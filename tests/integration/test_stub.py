@@ -22,7 +22,7 @@ Body = Callable[[stub_server.RunningStub, grpc.aio.Channel], Awaitable[None]]
 
 def run(body: Body, **start_kw: float) -> None:
     async def main() -> None:
-        stub = await stub_server.start("127.0.0.1", 0, **start_kw)
+        stub = await stub_server.start("127.0.0.1", 0, record_calls=True, **start_kw)
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{stub.port}") as channel:
                 await asyncio.wait_for(body(stub, channel), timeout=5)
@@ -159,7 +159,7 @@ def test_client_cancel_is_recorded(via_metadata: bool) -> None:
         assert call.cancel()
         # wait_cancelled blocks a thread: call it from another one, as tests will.
         assert await asyncio.to_thread(stub.service.wait_cancelled, "cancel-me", 1.0)
-        assert stub.service.cancelled == ["cancel-me"]
+        assert list(stub.service.cancelled) == ["cancel-me"]
         assert not await asyncio.to_thread(stub.service.wait_cancelled, "other", 0.01)
 
     run(body)

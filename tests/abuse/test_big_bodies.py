@@ -1,0 +1,91 @@
+"""Item 1: work that grows with the request. Bodies at the size limit (32 MiB, the default)
+built to cost the most, against `python -m gateway` with its embedded stub: each answers a
+clear 400 naming the param (or is served, when within the limits), and `/healthz` keeps
+answering in under 100 ms meanwhile."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.abuse.helpers import HealthProbe
+from tests.support import GatewayProcess
+
+LIMIT = 32 * 1024 * 1024
+
+
+def fill(head: bytes, item: bytes, tail: bytes) -> bytes:
+    """`head item,item,...,item tail`, as close to the body limit as fits."""
+    count = (LIMIT - len(head) - len(tail)) // (len(item) + 1)
+    return head + b",".join([item] * count) + tail
+
+
+def tools(n: int) -> bytes:
+    return b",".join(b'{"type":"function","name":"t%d"}' % i for i in range(n))
+
+
+BODIES: dict[str, tuple[str, bytes, int, str | None]] = {
+    "one-word chat messages": (
+        "/v1/chat/completions",
+        fill(b'{"model":"stub-echo","messages":[', b'{"role":"user","content":"w"}', b"]}"),
+        400,
+        "messages",
+    ),
+    "input_text parts in one message": (
+        "/v1/responses",
+        fill(
+            b'{"model":"stub-echo","input":[{"role":"user","content":[',
+            b'{"type":"input_text","text":"w"}',
+            b"]}]}",
+        ),
+        400,
+        "input[0].content",
+    ),
+    "6,000 tools and an allowed_tools list": (
+        "/v1/responses",
+        b'{"model":"stub-echo","input":"t1","tools":[%s],"tool_choice":{"type":"allowed_tools",'
+        b'"mode":"auto","tools":[%s]}}'
+        % (tools(6000), b",".join(b'{"type":"function","name":"t%d"}' % i for i in range(6000))),
+        400,
+        "tools",
+    ),
+    "empty arrays in metadata": (
+        "/v1/responses",
+        fill(b'{"model":"stub-echo","input":"x","metadata":[', b"[]", b"]}"),
+        400,
+        "metadata",
+    ),
+    "messages at the limit with a 16 MB reply": (
+        "/v1/chat/completions",
+        b'{"model":"stub-echo","messages":[%s,{"role":"user","content":"%s"}]}'
+        % (b",".join([b'{"role":"user","content":"%s"}' % (b"w " * 3000)] * 2000), b"w " * 8_000_000),
+        200,
+        None,
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    process = GatewayProcess(str(tmp_path_factory.mktemp("big") / "gw.log"))
+    yield process
+    process.stop()
+
+
+@pytest.mark.parametrize("name", list(BODIES))
+def test_healthz_answers_while_the_worst_body_is_processed(
+    gateway: GatewayProcess, name: str
+) -> None:
+    path, body, status, param = BODIES[name]
+    assert len(body) <= LIMIT
+    headers = {"content-type": "application/json"}
+    with HealthProbe(gateway.url) as probe:
+        answer = httpx.post(gateway.url + path, content=body, headers=headers, timeout=60)
+    assert answer.status_code == status, answer.text[:500]
+    if param is not None:
+        assert answer.json()["error"]["param"] == param
+    assert probe.failures == 0
+    assert len(probe.latencies) >= 3
+    assert probe.worst < 0.1, f"/healthz took {probe.worst * 1000:.0f} ms"
