@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
@@ -36,6 +37,9 @@ def channel_target(backend: str) -> str:
     return f"{scheme}:{','.join(addresses)}"
 
 
+log = logging.getLogger("gateway")
+
+
 class CallObserver(Protocol):
     """What a caller learns of one call as it happens (metrics, in the gateway)."""
 
@@ -44,8 +48,53 @@ class CallObserver(Protocol):
     def failed(self, grpc_code: str) -> None: ...
 
 
-def _error(exc: grpc.aio.AioRpcError) -> BackendError:
-    return BackendError(exc.code().name, exc.details() or "")
+# A backend's own message for these tells the client what to fix; it is passed on.
+_CLIENT_CODES = frozenset(
+    {
+        "INVALID_ARGUMENT", "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
+        "UNAUTHENTICATED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+    }
+)  # fmt: skip
+# What clients read for the others (the details, e.g. peer addresses or transport text, are
+# logged under the request id instead).
+_CLEAN_MESSAGES = {
+    "UNAVAILABLE": "The backend is unavailable; retry shortly.",
+    "DEADLINE_EXCEEDED": "The backend did not answer in time.",
+    "CANCELLED": "The backend call was cancelled.",
+    "UNIMPLEMENTED": "The backend does not implement this call.",
+}
+
+
+def _error(exc: grpc.aio.AioRpcError, request_id: str = "") -> BackendError:
+    """The client's error for a failed call: the backend's own message for client errors,
+    a clean one otherwise (its details logged). A message over gRPC's size limit is the
+    request's doing and the same on every retry: 400, never a retryable 429."""
+    code, details = exc.code().name, exc.details() or ""
+    if code == "RESOURCE_EXHAUSTED" and "larger than max" in details:
+        log.warning("backend message too large", extra=_fields(request_id, code, details))
+        too_large = BackendError(
+            "INVALID_ARGUMENT",
+            "The reply to this request is larger than the gateway's message limit; "
+            "ask for less (a smaller schema instance, fewer output tokens).",
+        )
+        too_large.code = "reply_too_large"
+        return too_large
+    if code in _CLIENT_CODES:
+        return BackendError(code, details)
+    log.warning("backend error", extra=_fields(request_id, code, details))
+    message = _CLEAN_MESSAGES.get(code, "The backend failed while processing your request.")
+    return BackendError(code, message)
+
+
+def _fields(request_id: str, code: str, details: str) -> dict[str, object]:
+    return {"fields": {"request_id": request_id, "grpc_code": code, "details": details}}
+
+
+# gRPC's default reconnect backoff grows to 120 s: a backend back from a long outage could
+# wait that long for the next attempt (and /readyz shares the channel). Bounded, a backend
+# that is back is reconnected to within about MAX_RECONNECT_BACKOFF_MS (plus 20% jitter).
+MIN_RECONNECT_BACKOFF_MS = 250
+MAX_RECONNECT_BACKOFF_MS = 2000
 
 
 class ChatBackend:
@@ -58,6 +107,9 @@ class ChatBackend:
                 ("grpc.max_send_message_length", max_message_bytes),
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.service_config", SERVICE_CONFIG),
+                ("grpc.initial_reconnect_backoff_ms", MIN_RECONNECT_BACKOFF_MS),
+                ("grpc.min_reconnect_backoff_ms", MIN_RECONNECT_BACKOFF_MS),
+                ("grpc.max_reconnect_backoff_ms", MAX_RECONNECT_BACKOFF_MS),
             ],
         )
         self._stub = pb_grpc.ChatServiceStub(self._channel)
@@ -102,7 +154,7 @@ class ChatBackend:
                 if not retry:
                     if observer:
                         observer.failed(exc.code().name)
-                    raise _error(exc) from None
+                    raise _error(exc, request.request_id) from None
             finally:
                 call.cancel()
             await asyncio.sleep(0.05 * 2**attempt * (0.5 + random.random()))

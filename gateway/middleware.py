@@ -9,13 +9,14 @@ Pure ASGI (not BaseHTTPMiddleware), so streamed responses pass through untouched
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.auth import ApiKeys, tenant_of
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, InvalidRequest
 from gateway.http import error_response
 from gateway.ids import new_id
 from gateway.metrics import Metrics
@@ -24,6 +25,18 @@ log = logging.getLogger("gateway")
 
 # Paths served without an API key: probes and scrapes.
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+# X-Client-Request-Id as OpenAI takes it: printable ASCII, at most 512 characters.
+_CLIENT_ID = re.compile(r"^[\x20-\x7e]{0,512}$")
+
+
+def _bad_client_id() -> GatewayError:
+    return InvalidRequest(
+        "X-Client-Request-Id must be at most 512 printable ASCII characters.",
+        param="X-Client-Request-Id",
+        code="invalid_value",
+    )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -133,6 +146,9 @@ class Edge:
         state["request_id"] = new_id("req")
         state["started"] = started = time.monotonic()
         client_id = _header(scope, b"x-client-request-id")
+        bad_client_id = client_id is not None and not _CLIENT_ID.match(client_id)
+        if bad_client_id:
+            client_id = None  # neither echoed nor logged
         status = 500
 
         async def send_with_ids(message: Message) -> None:
@@ -147,7 +163,10 @@ class Edge:
             await send(message)
 
         try:
-            await self._admit(scope, receive, send_with_ids)
+            if bad_client_id:
+                await error_response(_bad_client_id())(scope, receive, send_with_ids)
+            else:
+                await self._admit(scope, receive, send_with_ids)
         finally:
             elapsed = time.monotonic() - started
             route = getattr(scope.get("route"), "path", "unmatched")

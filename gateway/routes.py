@@ -31,6 +31,14 @@ from runinfra.chat.v1 import chat_service_pb2 as pb
 
 _JSON = {"content-type": "application/json"}
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+_PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]*$")
+
+
+def valid_tracestate(value: str) -> bool:
+    """W3C trace context's bounds: printable ASCII, at most 512 characters and 32 members."""
+    return (
+        len(value) <= 512 and value.count(",") < 32 and bool(_PRINTABLE_ASCII.match(value))
+    )
 
 
 T = TypeVar("T")
@@ -56,7 +64,8 @@ def _open_chunks(request: Request, chat: pb.ChatRequest, route: str) -> AsyncIte
     traceparent = request.headers.get("traceparent", "").strip().lower()
     if _TRACEPARENT.match(traceparent):
         metadata.append(("traceparent", traceparent))
-        if tracestate := request.headers.get("tracestate"):
+        tracestate = request.headers.get("tracestate", "").strip()
+        if tracestate and valid_tracestate(tracestate):
             metadata.append(("tracestate", tracestate))
     observer = CallMetrics(request.app.state.metrics, route, request.state.started)
     return backend.chat(

@@ -239,8 +239,8 @@ class GatewayProcess:
 class StubProcess:
     """`python -m backend_stub` as a real process on 127.0.0.1 (its JSON logs kept in a file)."""
 
-    def __init__(self, log_path: str, *args: str) -> None:
-        self.port = free_port()
+    def __init__(self, log_path: str, *args: str, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(

@@ -116,6 +116,7 @@ def parse(
     """Validate a request body and translate it; raises InvalidRequest naming the param.
     Each helper validates one concern and returns values; only this function builds."""
     f.check_fields(body, FIELDS, REJECTED)
+    f.check_hints(body)
     limits.tools(body.get("tools"))
     limits.messages(body.get("messages"), "messages", ("content",))
     tools = _tools(body.get("tools"))

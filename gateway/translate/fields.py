@@ -145,3 +145,15 @@ OPENAI_HINTS: dict[str, str] = {
     "prompt_cache_retention": "OpenAI prompt-cache policy; the backend caches on its own",
     "prompt_cache_options": "OpenAI prompt-cache policy; the backend caches on its own",
 }
+
+
+# The OpenAI hints above that are strings, and their longest accepted value.
+_HINT_LENGTHS = {"user": 512, "safety_identifier": 64, "prompt_cache_key": 512}
+
+
+def check_hints(body: Mapping[str, Any]) -> None:
+    """Ignored is not unchecked: the string hints must be strings of a bounded length."""
+    for key, longest in _HINT_LENGTHS.items():
+        value = body.get(key)
+        if value is not None and len(string(value, key)) > longest:
+            raise invalid_value(key, f"at most {longest} characters are allowed.")

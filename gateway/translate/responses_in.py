@@ -152,6 +152,7 @@ def parse(
     """Validate a request body and translate it; raises InvalidRequest naming the param.
     Each helper validates one concern and returns values; only this function builds."""
     f.check_fields(body, FIELDS, REJECTED)
+    f.check_hints(body)
     limits.tools(body.get("tools"))
     limits.messages(body.get("input"), "input", ("content", "output"))
     instructions = _instructions(body.get("instructions"))
@@ -180,7 +181,7 @@ def parse(
         tool_choice=tool_choice_echo,
         text=text_echo,
         metadata=_metadata(body.get("metadata")),
-        max_tool_calls=body.get("max_tool_calls"),
+        max_tool_calls=_max_tool_calls(body.get("max_tool_calls")),
         temperature=sampling.get("temperature", 1.0),
         top_p=sampling.get("top_p", 1.0),
         max_output_tokens=sampling.get("max_output_tokens"),
@@ -201,6 +202,10 @@ def _sampling(body: Mapping[str, Any]) -> dict[str, Any]:
     if body.get("parallel_tool_calls") is not None:
         out["parallel_tool_calls"] = f.boolean(body["parallel_tool_calls"], "parallel_tool_calls")
     return out
+
+
+def _max_tool_calls(value: object) -> int | None:
+    return None if value is None else f.integer(value, "max_tool_calls", 0)
 
 
 def _instructions(value: object) -> str | None:

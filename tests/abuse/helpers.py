@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
-import threading
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
-
-import httpx
 
 
 def open_socket(port: int) -> socket.socket:
@@ -42,38 +44,52 @@ def closed_within(sock: socket.socket, seconds: float) -> tuple[bool, bytes]:
     return False, received
 
 
-class HealthProbe:
-    """Polls /healthz on its own thread and records the slowest answer."""
+_PROBE = """
+import json, os, socket, sys, time
+port, every, bound, stop = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+request = b"GET /healthz HTTP/1.1\\r\\nhost: 127.0.0.1\\r\\n\\r\\n"
+latencies, failures, ends = [], 0, time.monotonic() + bound
+sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+print("ready", flush=True)
+while time.monotonic() < ends and not os.path.exists(stop):
+    started = time.perf_counter()
+    sock.sendall(request)
+    answer = b""
+    while not answer.endswith(b'{"status":"ok"}'):
+        data = sock.recv(4096)
+        if not data:
+            break
+        answer += data
+    latencies.append(time.perf_counter() - started)
+    failures += not answer.startswith(b"HTTP/1.1 200 ")
+    time.sleep(every)
+print(json.dumps({"latencies": latencies, "failures": failures}), flush=True)
+"""
 
-    def __init__(self, url: str, every: float = 0.02) -> None:
-        self.url = url
-        self.every = every
+
+class HealthProbe:
+    """Polls /healthz from its own process (so that the test process's own work cannot
+    delay it) over one kept-alive connection, and records every latency."""
+
+    def __init__(self, port: int, every: float = 0.02, bound: float = 120.0) -> None:
+        self._dir = tempfile.TemporaryDirectory()
+        self._stop = os.path.join(self._dir.name, "stop")
+        self.args = [sys.executable, "-c", _PROBE, str(port), str(every), str(bound), self._stop]
         self.latencies: list[float] = []
         self.failures = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=10) as client:
-            for _ in range(5000):  # bounded: at most a few minutes of polling
-                if self._stop.is_set():
-                    return
-                started = time.perf_counter()
-                try:
-                    ok = client.get(self.url + "/healthz").status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                self.latencies.append(time.perf_counter() - started)
-                self.failures += not ok
-                time.sleep(self.every)
 
     def __enter__(self) -> HealthProbe:
-        self._thread.start()
+        self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        assert self.process.stdout.readline().strip() == "ready"
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(15)
+        open(self._stop, "w").close()  # noqa: SIM115 - an empty marker file
+        out, _ = self.process.communicate(timeout=30)
+        self._dir.cleanup()
+        result = json.loads(out.strip().splitlines()[-1])
+        self.latencies, self.failures = result["latencies"], result["failures"]
 
     @property
     def worst(self) -> float:
