@@ -5,7 +5,7 @@ from __future__ import annotations
 
 _MAX_SCHEMA_DEPTH = 32
 MAX_NODES = 50_000  # schema nodes visited for one request (every instance it makes)
-MAX_OUTPUT_BYTES = 4 * 1024 * 1024  # about the JSON size of those instances together
+MAX_OUTPUT_BYTES = 1024 * 1024  # about the JSON size of those instances together
 
 
 class BudgetExceeded(ValueError):

@@ -25,8 +25,8 @@ from gateway.errors import GatewayError, internal_error
 from gateway.http import error_response
 from gateway.idempotency import IdempotencyStore, MemoryStore, RedisStore
 from gateway.metrics import Metrics
-from gateway.parsing import Parser
 from gateway.middleware import Edge, InFlight
+from gateway.parsing import Parser
 
 log = logging.getLogger("gateway")
 
@@ -56,12 +56,18 @@ def idempotency_store(settings: Settings) -> IdempotencyStore:
     running_ttl = (settings.request_timeout or 600.0) + 30.0
     if settings.idempotency_redis_url:
         return RedisStore(
-            settings.idempotency_redis_url, ttl=settings.idempotency_ttl, running_ttl=running_ttl
+            settings.idempotency_redis_url,
+            ttl=settings.idempotency_ttl,
+            running_ttl=running_ttl,
+            max_reply_bytes=settings.idempotency_max_reply_bytes,
         )
     return MemoryStore(
         ttl=settings.idempotency_ttl,
         running_ttl=running_ttl,
         max_entries=settings.idempotency_max_entries,
+        max_bytes=settings.idempotency_max_bytes,
+        max_tenant_bytes=settings.idempotency_max_tenant_bytes,
+        max_reply_bytes=settings.idempotency_max_reply_bytes,
     )
 
 

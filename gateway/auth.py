@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
+log = logging.getLogger("gateway")
 _RELOAD_EVERY = 1.0  # seconds between checks of the key file's mtime
 
 
@@ -51,9 +53,17 @@ class ApiKeys:
             self._file_digests, self._mtime = [], None  # a missing file grants nothing
             return
         if mtime != self._mtime:
-            lines = self._file.read_text().splitlines()
-            self._file_digests = [_digest(k.strip()) for k in lines if k.strip()]
             self._mtime = mtime
+            try:
+                lines = self._file.read_text(encoding="utf-8").splitlines()
+            except (OSError, ValueError) as exc:  # unreadable, or not UTF-8: grants nothing
+                self._file_digests = []
+                log.error(
+                    "API keys file unreadable: no key from it is accepted until it is fixed",
+                    extra={"fields": {"file": str(self._file), "error": type(exc).__name__}},
+                )
+                return
+            self._file_digests = [_digest(k.strip()) for k in lines if k.strip()]
 
     def check(self, presented: str) -> bool:
         """Whether `presented` is a valid key; every known digest is compared (constant time)."""

@@ -56,6 +56,8 @@ class Settings:
     max_messages: int = 2048
     max_content_parts: int = 10_000
     max_schema_bytes: int = 1024 * 1024
+    # Accept image URLs naming localhost or loopback, private or link-local addresses.
+    allow_private_image_urls: bool = False
     # Accepted API keys (comma-separated in GATEWAY_API_KEYS) and/or a file of keys.
     api_keys: tuple[str, ...] = ()
     api_keys_file: str | None = None
@@ -93,7 +95,11 @@ class Settings:
     @property
     def limits(self) -> Limits:
         return Limits(
-            self.max_tools, self.max_messages, self.max_content_parts, self.max_schema_bytes
+            self.max_tools,
+            self.max_messages,
+            self.max_content_parts,
+            self.max_schema_bytes,
+            self.allow_private_image_urls,
         )
 
     @property
@@ -131,6 +137,7 @@ class Settings:
             max_messages=int(e.get("GATEWAY_MAX_MESSAGES", d.max_messages)),
             max_content_parts=int(e.get("GATEWAY_MAX_CONTENT_PARTS", d.max_content_parts)),
             max_schema_bytes=int(e.get("GATEWAY_MAX_SCHEMA_BYTES", d.max_schema_bytes)),
+            allow_private_image_urls=_flag(e.get("GATEWAY_ALLOW_PRIVATE_IMAGE_URLS", "")),
             api_keys=keys,
             api_keys_file=e.get("GATEWAY_API_KEYS_FILE") or None,
             allow_unauthenticated_public_bind=_flag(

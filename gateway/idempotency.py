@@ -57,6 +57,8 @@ class Stored:
 
 
 class IdempotencyStore(Protocol):
+    max_reply_bytes: int  # larger replies are answered and not stored
+
     async def claim(self, key: str, fingerprint: str) -> tuple[Claim, Stored | None]: ...
     async def complete(self, key: str, fingerprint: str, result: Stored) -> None: ...
     async def release(self, key: str) -> None: ...
@@ -104,31 +106,81 @@ async def run_once(
     except BaseException:
         await store.release(key)
         raise
-    if result.status in _STORED_STATUSES and result.status not in _TRANSIENT:
+    storable = result.status in _STORED_STATUSES and result.status not in _TRANSIENT
+    if storable and len(result.body) <= store.max_reply_bytes:
         await store.complete(key, fingerprint, result)
     else:
         await store.release(key)
     return result, False
 
 
-class MemoryStore:
-    """One process: an LRU-bounded dict with per-entry expiry."""
+def _size(result: Stored | None) -> int:
+    """About the memory a stored result holds."""
+    if result is None:
+        return 0
+    return len(result.body) + sum(len(k) + len(v) for k, v in result.headers.items()) + 256
 
-    def __init__(self, *, ttl: float, running_ttl: float, max_entries: int = 10_000) -> None:
+
+def _tenant(key: str) -> str:
+    return key.split(":", 1)[0]  # scoped_key puts the tenant first
+
+
+class MemoryStore:
+    """One process: a dict with per-entry expiry, bounded by entries and by bytes of stored
+    replies, in total and per tenant (least recently used go first; a tenant over its share
+    loses its own oldest entries)."""
+
+    def __init__(
+        self,
+        *,
+        ttl: float,
+        running_ttl: float,
+        max_entries: int = 10_000,
+        max_bytes: int = 256 * 1024 * 1024,
+        max_tenant_bytes: int = 64 * 1024 * 1024,
+        max_reply_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
         self._ttl = ttl
         self._running_ttl = running_ttl
         self._max = max_entries
+        self._max_bytes = max_bytes
+        self._max_tenant_bytes = max_tenant_bytes
+        self.max_reply_bytes = max_reply_bytes
+        self.bytes = 0
+        self.tenant_bytes: dict[str, int] = {}
         # key -> (expires_at, fingerprint, result or None while running)
         self._entries: OrderedDict[str, tuple[float, str, Stored | None]] = OrderedDict()
+
+    def _put(self, key: str, entry: tuple[float, str, Stored | None]) -> None:
+        self._pop(key)
+        self._entries[key] = entry
+        size, tenant = _size(entry[2]), _tenant(key)
+        self.bytes += size
+        self.tenant_bytes[tenant] = self.tenant_bytes.get(tenant, 0) + size
+
+    def _pop(self, key: str) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return
+        size, tenant = _size(entry[2]), _tenant(key)
+        self.bytes -= size
+        held = self.tenant_bytes.pop(tenant, 0) - size
+        if held > 0:
+            self.tenant_bytes[tenant] = held
+
+    def _evict(self, tenant: str) -> None:
+        """Oldest first: until the tenant is within its share, then until all fit."""
+        while self.tenant_bytes.get(tenant, 0) > self._max_tenant_bytes:
+            self._pop(next(k for k in self._entries if _tenant(k) == tenant))
+        while len(self._entries) > self._max or self.bytes > self._max_bytes:
+            self._pop(next(iter(self._entries)))
 
     async def claim(self, key: str, fingerprint: str) -> tuple[Claim, Stored | None]:
         now = time.monotonic()
         entry = self._entries.get(key)
         if entry is None or entry[0] <= now:
-            self._entries[key] = (now + self._running_ttl, fingerprint, None)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+            self._put(key, (now + self._running_ttl, fingerprint, None))
+            self._evict(_tenant(key))
             return Claim.NEW, None
         _, stored_fp, result = entry
         if stored_fp != fingerprint:
@@ -138,24 +190,33 @@ class MemoryStore:
         return Claim.REPLAY, result
 
     async def complete(self, key: str, fingerprint: str, result: Stored) -> None:
-        self._entries[key] = (time.monotonic() + self._ttl, fingerprint, result)
-        self._entries.move_to_end(key)
+        self._put(key, (time.monotonic() + self._ttl, fingerprint, result))
+        self._evict(_tenant(key))
 
     async def release(self, key: str) -> None:
-        self._entries.pop(key, None)
+        self._pop(key)
 
     async def close(self) -> None:
         self._entries.clear()
+        self.tenant_bytes.clear()
+        self.bytes = 0
 
 
 class RedisStore:
     """Several gateway processes or hosts: one Redis, SET NX for the claim, PX for expiry."""
 
     def __init__(
-        self, url: str, *, ttl: float, running_ttl: float, prefix: str = "gw:idem:"
+        self,
+        url: str,
+        *,
+        ttl: float,
+        running_ttl: float,
+        prefix: str = "gw:idem:",
+        max_reply_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         import redis.asyncio as redis  # only needed when this store is configured
 
+        self.max_reply_bytes = max_reply_bytes
         self._redis = redis.Redis.from_url(url)
         self._ttl_ms = int(ttl * 1000)
         self._running_ms = int(running_ttl * 1000)

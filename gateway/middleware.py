@@ -16,7 +16,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.auth import ApiKeys, tenant_of
-from gateway.errors import GatewayError, InvalidRequest
+from gateway.errors import GatewayError, InvalidRequest, internal_error
 from gateway.http import error_response
 from gateway.ids import new_id
 from gateway.metrics import Metrics
@@ -151,10 +151,12 @@ class Edge:
             client_id = None  # neither echoed nor logged
         status = 500
 
+        status_sent = False
+
         async def send_with_ids(message: Message) -> None:
-            nonlocal status
+            nonlocal status, status_sent
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, status_sent = message["status"], True
                 # Read at send time: a replayed idempotent response restores the original id.
                 extra = [(b"x-request-id", state["request_id"].encode())]
                 if client_id is not None:
@@ -167,6 +169,12 @@ class Edge:
                 await error_response(_bad_client_id())(scope, receive, send_with_ids)
             else:
                 await self._admit(scope, receive, send_with_ids)
+        except Exception:
+            # A bug: answered here, so that even this answer carries the request id.
+            log.exception("unhandled error", extra={"fields": {"request_id": state["request_id"]}})
+            if status_sent:
+                raise
+            await error_response(internal_error())(scope, receive, send_with_ids)
         finally:
             elapsed = time.monotonic() - started
             route = getattr(scope.get("route"), "path", "unmatched")

@@ -9,6 +9,7 @@ process, which sends back the translated request (a ChatRequest pickles as its w
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import importlib
 import multiprocessing
@@ -27,12 +28,12 @@ Translate = Callable[[Mapping[str, Any], str, Limits], T]
 INLINE_BYTES = 64 * 1024
 
 
-def _run(translate: Translate[T], raw: bytes, default_model: str, limits: Limits) -> T:
+def _run(translate: Translate[T], raw: bytes | bytearray, default_model: str, limits: Limits) -> T:
     return translate(decode(raw), default_model, limits)
 
 
 def _run_in_child(
-    translate: Translate[T], raw: bytes, default_model: str, limits: Limits
+    translate: Translate[T], raw: bytes | bytearray, default_model: str, limits: Limits
 ) -> tuple[T | None, dict[str, Any] | None]:
     """In the worker: the translation, or the error's fields (exceptions with keyword
     arguments do not survive pickling)."""
@@ -72,14 +73,14 @@ class Parser:
         return self._pool
 
     async def parse(
-        self, raw: bytes, translate: Translate[T], default_model: str, limits: Limits
+        self, raw: bytes | bytearray, translate: Translate[T], default_model: str, limits: Limits
     ) -> T:
         if len(raw) <= self.inline_bytes:
             return _run(translate, raw, default_model, limits)
         loop = asyncio.get_running_loop()
-        call = (_run_in_child, translate, raw, default_model, limits)
+        call = functools.partial(_run_in_child, translate, raw, default_model, limits)
         try:
-            result, error = await loop.run_in_executor(self._executor(), *call)
+            result, error = await loop.run_in_executor(self._executor(), call)
         except BrokenProcessPool:
             self.close()  # a worker died (e.g. out of memory): the next body starts a new one
             raise internal_error() from None

@@ -36,15 +36,13 @@ _PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]*$")
 
 def valid_tracestate(value: str) -> bool:
     """W3C trace context's bounds: printable ASCII, at most 512 characters and 32 members."""
-    return (
-        len(value) <= 512 and value.count(",") < 32 and bool(_PRINTABLE_ASCII.match(value))
-    )
+    return len(value) <= 512 and value.count(",") < 32 and bool(_PRINTABLE_ASCII.match(value))
 
 
 T = TypeVar("T")
 
 
-async def _read(request: Request, translate: Translate[T]) -> tuple[bytes, T]:
+async def _read(request: Request, translate: Translate[T]) -> tuple[bytearray, T]:
     """The raw body (within the body deadline), then the in-flight slot, then the
     translated request (in a worker process when the body is large)."""
     settings: Settings = request.app.state.settings
@@ -75,7 +73,7 @@ def _open_chunks(request: Request, chat: pb.ChatRequest, route: str) -> AsyncIte
 
 async def _serve(
     request: Request,
-    raw: bytes,
+    raw: bytes | bytearray,
     stream: bool,
     builder: StreamBuilder,
     route: str,
@@ -100,7 +98,10 @@ async def _serve(
 
 
 async def _idempotent(
-    request: Request, key: str, raw: bytes, fold: Callable[[], Awaitable[dict[str, Any]]]
+    request: Request,
+    key: str,
+    raw: bytes | bytearray,
+    fold: Callable[[], Awaitable[dict[str, Any]]],
 ) -> Response:
     """Run `fold` once per Idempotency-Key (gateway.idempotency.run_once); replay after."""
     request_id: str = request.state.request_id
@@ -157,7 +158,6 @@ async def not_stored(request: Request) -> Response:
 
 
 async def create_chat_completion(request: Request) -> Response | EventStream:
-    settings: Settings = request.app.state.settings
     raw, parsed = await _read(request, chat_in.parse)
     builder = ChatCompletionBuilder(
         model=parsed.chat.model,

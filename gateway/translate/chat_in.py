@@ -134,6 +134,7 @@ def parse(
         buffered=not stream,  # only the whole reply is used: the backend may send fewer chunks
         **_sampling(body),
     )
+    limits.image_urls(chat.messages, "messages[{i}].content[{j}]")
     return ChatCompletionRequest(chat, stream, _include_usage(body.get("stream_options"), stream))
 
 

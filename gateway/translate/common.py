@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -36,12 +40,32 @@ def image_part(url: object, detail: object, param: str) -> pb.ContentPart:
 def image(url: object, detail: object, *, url_param: str, detail_param: str) -> pb.ContentPart:
     """An image part; the params name where the URL and the detail sit in the request."""
     url = f.string(url, url_param)
-    if not url.startswith(("https://", "http://", "data:image/")):
+    if url.startswith("data:"):
+        _check_data_url(url, url_param)
+    elif not url.startswith("https://") or not urlsplit(url).hostname:
         raise f.invalid_value(
             url_param, "expected an https URL or a data URL (data:image/...;base64,...)."
         )
     level = f.choice("auto" if detail is None else detail, detail_param, tuple(DETAILS))
     return pb.ContentPart(image=pb.Image(url=url, detail=DETAILS[level]))
+
+
+MAX_IMAGE_BYTES = 20 * 1024 * 1024  # of one image in a data URL, decoded
+_DATA_URL = re.compile(r"data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
+
+
+def _check_data_url(url: str, param: str) -> None:
+    """An image media type, base64 that decodes, and at most MAX_IMAGE_BYTES decoded."""
+    head = _DATA_URL.match(url)
+    if head is None:
+        raise f.invalid_value(param, "a data URL must be data:image/<type>;base64,<data>.")
+    data = url[head.end() :]
+    if len(data) // 4 * 3 > MAX_IMAGE_BYTES:
+        raise f.invalid_value(param, f"an image may be at most {MAX_IMAGE_BYTES} bytes.")
+    try:
+        base64.b64decode(data, validate=True)
+    except binascii.Error:
+        raise f.invalid_value(param, "the data URL's base64 does not decode.") from None
 
 
 def model(value: object, default_model: str) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from gateway.translate import fields as f
 from runinfra.chat.v1 import chat_service_pb2 as pb
@@ -18,6 +20,9 @@ class Limits:
     max_messages: int = 2048
     max_content_parts: int = 10_000
     max_schema_bytes: int = 1024 * 1024
+    # Image URLs naming loopback, private or link-local addresses, or localhost: refused
+    # (a model server that fetches them would reach inside the network) unless allowed.
+    allow_private_image_urls: bool = False
 
     def count(self, value: object, limit: int, param: str, what: str) -> None:
         """At most `limit` entries in the array `value` (other types are checked elsewhere)."""
@@ -60,6 +65,34 @@ class Limits:
                 f"the JSON schemas of tools and response format total {size} bytes; "
                 f"at most {self.max_schema_bytes} are allowed.",
             )
+
+    def image_urls(self, messages: Iterable[pb.Message], param: str) -> None:
+        """No image URL names a host inside the network, unless allowed."""
+        if self.allow_private_image_urls:
+            return
+        for i, message in enumerate(messages):
+            for j, part in enumerate(message.content):
+                if part.WhichOneof("part") == "image" and _internal_host(part.image.url):
+                    raise f.invalid_value(
+                        param.format(i=i, j=j),
+                        "image URLs may not name localhost or a loopback, private or "
+                        "link-local address.",
+                    )
+
+
+def _internal_host(url: str) -> bool:
+    if not url.startswith("https://"):
+        return False  # data URLs: nothing to fetch
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # a name: where it resolves is the fetcher's concern
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return not address.is_global or address.is_multicast
 
 
 DEFAULT = Limits()

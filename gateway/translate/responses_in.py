@@ -174,6 +174,7 @@ def parse(
         buffered=not stream,  # only the whole reply is used: the backend may send fewer chunks
         **sampling,
     )
+    limits.image_urls(chat.messages, "input")
     echo = Echo(
         model=chat.model,
         instructions=instructions,

@@ -85,7 +85,7 @@ class HealthProbe:
         return self
 
     def __exit__(self, *_: object) -> None:
-        open(self._stop, "w").close()  # noqa: SIM115 - an empty marker file
+        open(self._stop, "w").close()
         out, _ = self.process.communicate(timeout=30)
         self._dir.cleanup()
         result = json.loads(out.strip().splitlines()[-1])

@@ -35,9 +35,7 @@ def tools(n: int) -> bytes:
 BODIES: dict[str, tuple[str, Callable[[], bytes], int, str | None]] = {
     "one-word chat messages": (
         "/v1/chat/completions",
-        lambda: fill(
-            b'{"model":"stub-echo","messages":[', b'{"role":"user","content":"w"}', b"]}"
-        ),
+        lambda: fill(b'{"model":"stub-echo","messages":[', b'{"role":"user","content":"w"}', b"]}"),
         400,
         "messages",
     ),
@@ -53,8 +51,10 @@ BODIES: dict[str, tuple[str, Callable[[], bytes], int, str | None]] = {
     ),
     "6,000 tools and an allowed_tools list": (
         "/v1/responses",
-        lambda: b'{"model":"stub-echo","input":"t1","tools":[%s],"tool_choice":'
-        b'{"type":"allowed_tools","mode":"auto","tools":[%s]}}' % (tools(6000), tools(6000)),
+        lambda: (
+            b'{"model":"stub-echo","input":"t1","tools":[%s],"tool_choice":'
+            b'{"type":"allowed_tools","mode":"auto","tools":[%s]}}' % (tools(6000), tools(6000))
+        ),
         400,
         "tools",
     ),
@@ -66,8 +66,13 @@ BODIES: dict[str, tuple[str, Callable[[], bytes], int, str | None]] = {
     ),
     "2,000 messages and a 16 MB reply": (
         "/v1/chat/completions",
-        lambda: b'{"model":"stub-echo","messages":[%s,{"role":"user","content":"%s"}]}'
-        % (b",".join([b'{"role":"user","content":"%s"}' % (b"w " * 3000)] * 2000), b"w " * 8_000_000),
+        lambda: (
+            b'{"model":"stub-echo","messages":[%s,{"role":"user","content":"%s"}]}'
+            % (
+                b",".join([b'{"role":"user","content":"%s"}' % (b"w " * 3000)] * 2000),
+                b"w " * 8_000_000,
+            )
+        ),
         200,
         None,
     ),
@@ -92,7 +97,10 @@ def test_healthz_answers_while_the_worst_body_is_processed(
     for _ in range(3):
         with HealthProbe(gateway.port) as probe:
             answer = httpx.post(
-                gateway.url + path, content=body, headers={"content-type": "application/json"}, timeout=60
+                gateway.url + path,
+                content=body,
+                headers={"content-type": "application/json"},
+                timeout=60,
             )
         assert answer.status_code == status, answer.text[:500]
         if param is not None:

@@ -3,10 +3,10 @@ against `python -m gateway` (uvicorn with the gateway's own connection settings)
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -64,10 +64,8 @@ def test_dripped_headers_are_cut_off(gateway: GatewayProcess) -> None:
         def drip() -> None:  # one byte a tick to every socket, bounded
             for byte in b"POST /v1/responses HTTP/1.1\r\nhost: x\r\nx-slow: ":
                 for sock in socks:
-                    try:
+                    with contextlib.suppress(OSError):
                         sock.send(bytes([byte]))
-                    except OSError:
-                        pass
                 if stop.wait(0.1):
                     return
 
