@@ -138,3 +138,14 @@ def test_served_requests_are_not_kept(tmp_path: Path) -> None:
         gateway.stop()
     # Kept requests grew it by about 4 MB each (40 MB per round); allow allocator noise.
     assert sizes[2] - sizes[1] < 20, sizes
+
+
+def test_schemas_over_the_gateway_limit_are_400(servers: Servers) -> None:
+    big = {"type": "object", "description": "d" * (1024 * 1024)}
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": big}}
+    body = {"model": "stub-echo", "messages": [{"role": "user", "content": "x"}]}
+    answer = httpx.post(
+        servers.url + "/v1/chat/completions", json={**body, "response_format": fmt}, timeout=30
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"]["param"] == "response_format"
