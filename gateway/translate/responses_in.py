@@ -9,7 +9,7 @@ hosted tools cannot do. Unknown fields are rejected, as OpenAI rejects them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -29,18 +29,9 @@ ROLES = {
 _NOT_STORED = "This gateway is stateless and stores nothing; "
 
 
-def _reasoning_off(v: object) -> bool:
-    return f.empty(v) or (
-        isinstance(v, dict)
-        and v.get("effort") in (None, "none")
-        and v.get("summary") is None
-        and v.get("generate_summary") is None
-    )
-
-
 _HARMLESS_INCLUDES = frozenset(
     {
-        "reasoning.encrypted_content",  # no reasoning items are produced
+        "reasoning.encrypted_content",  # reasoning items carry their text, nothing encrypted
         "message.input_image.image_url",  # input items are not stored or listed
         "file_search_call.results",  # hosted tools are rejected, so never present
         "web_search_call.results",
@@ -78,10 +69,6 @@ REJECTED: dict[str, f.Rejection] = {
         "Only includes that need no stored or hosted data are accepted; "
         "logprobs are not available.",
     ),
-    "reasoning": (
-        _reasoning_off,
-        "Reasoning effort and summaries cannot be honoured by this backend; leave 'reasoning' out.",
-    ),
     "context_management": (
         f.empty,
         "Server-side context compaction is not available; trim 'input' client-side.",
@@ -108,14 +95,20 @@ IGNORED: dict[str, str] = {
     **f.OPENAI_HINTS,
     "stream_options": "only include_obfuscation (padding against side channels); not applied",
     "max_tool_calls": "limits calls to hosted tools, which this gateway rejects; echoed",
+    # Codex sends its session, turn and thread ids here; checked (an object of strings).
+    "client_metadata": "the client's own ids and tags; not forwarded",
 }
 MAPPED = frozenset(
     {
         "model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "stream",
-        "tools", "tool_choice", "parallel_tool_calls", "text", "response_format",
+        "tools", "tool_choice", "parallel_tool_calls", "text", "response_format", "reasoning",
     }
 )  # fmt: skip
 ECHOED = frozenset({"metadata"})  # repeated in the envelope, not sent to the backend
+MAX_CLIENT_METADATA = 64  # entries
+MAX_CLIENT_METADATA_KEY = 256  # characters
+MAX_CLIENT_METADATA_VALUE = 16384  # characters (Codex's turn metadata is a JSON string)
+_SUMMARIES = ("auto", "concise", "detailed")
 FIELDS = MAPPED | ECHOED | REJECTED.keys() | IGNORED.keys()
 
 
@@ -134,6 +127,9 @@ class Echo:
     top_p: float
     max_output_tokens: int | None
     parallel_tool_calls: bool
+    reasoning: dict[str, Any] = field(
+        default_factory=lambda: {"effort": None, "summary": None}
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +150,8 @@ def parse(body: Mapping[str, Any], default_model: str) -> ResponsesRequest:
     tool_choice, tool_choice_echo = _tool_choice(body.get("tool_choice"), tools)
     response_format, text_echo = _text_format(body)
     sampling = _sampling(body)
+    effort, reasoning_echo = _reasoning(body.get("reasoning"))
+    _client_metadata(body.get("client_metadata"))
     stream = body.get("stream") is not None and f.boolean(body["stream"], "stream")
     chat = pb.ChatRequest(
         model=common.model(f.required(body, "model", "model"), default_model),
@@ -165,6 +163,7 @@ def parse(body: Mapping[str, Any], default_model: str) -> ResponsesRequest:
         tool_choice=tool_choice,
         response_format=response_format,
         buffered=not stream,  # only the whole reply is used: the backend may send fewer chunks
+        reasoning_effort=effort,
         **sampling,
     )
     echo = Echo(
@@ -179,6 +178,7 @@ def parse(body: Mapping[str, Any], default_model: str) -> ResponsesRequest:
         top_p=sampling.get("top_p", 1.0),
         max_output_tokens=sampling.get("max_output_tokens"),
         parallel_tool_calls=sampling.get("parallel_tool_calls", True),
+        reasoning=reasoning_echo,
     )
     return ResponsesRequest(chat, stream, echo)
 
@@ -195,6 +195,40 @@ def _sampling(body: Mapping[str, Any]) -> dict[str, Any]:
     if body.get("parallel_tool_calls") is not None:
         out["parallel_tool_calls"] = f.boolean(body["parallel_tool_calls"], "parallel_tool_calls")
     return out
+
+
+def _reasoning(value: object) -> tuple[pb.ReasoningEffort.ValueType, dict[str, Any]]:
+    """reasoning.effort for the backend; summary (and its old name generate_summary) is
+    accepted and produces nothing. Returns the effort and the envelope's echo."""
+    if value is None:
+        return pb.REASONING_EFFORT_UNSPECIFIED, {"effort": None, "summary": None}
+    reasoning = f.obj(value, "reasoning")
+    f.check_keys(reasoning, frozenset({"effort", "summary", "generate_summary"}), "reasoning")
+    effort = common.reasoning_effort(reasoning.get("effort"), "reasoning.effort")
+    summary = None
+    for key in ("summary", "generate_summary"):
+        if reasoning.get(key) is not None:
+            summary = f.choice(reasoning[key], f"reasoning.{key}", _SUMMARIES)
+    return effort, {"effort": reasoning.get("effort"), "summary": summary}
+
+
+def _client_metadata(value: object) -> None:
+    """An object of strings, bounded; checked and dropped."""
+    if value is None:
+        return
+    meta = f.obj(value, "client_metadata")
+    if len(meta) > MAX_CLIENT_METADATA:
+        raise f.invalid_value(
+            "client_metadata", f"at most {MAX_CLIENT_METADATA} key-value pairs are allowed."
+        )
+    for key, item in meta.items():
+        param = f"client_metadata.{key[:64]}"
+        if len(key) > MAX_CLIENT_METADATA_KEY:
+            raise f.invalid_value(param, f"keys are at most {MAX_CLIENT_METADATA_KEY} characters.")
+        if len(f.string(item, param)) > MAX_CLIENT_METADATA_VALUE:
+            raise f.invalid_value(
+                param, f"values are at most {MAX_CLIENT_METADATA_VALUE} characters."
+            )
 
 
 def _instructions(value: object) -> str | None:
@@ -259,11 +293,8 @@ def _add_item(out: list[pb.Message], item: Mapping[str, Any], param: str) -> Non
         )
 
 
-_MESSAGE_KEYS = frozenset({"type", "role", "content", "id", "status", "phase"})
-
-
 def _message(item: Mapping[str, Any], param: str) -> pb.Message:
-    f.check_keys(item, _MESSAGE_KEYS, param)
+    # Unknown keys inside items and parts are ignored, as OpenAI ignores them.
     role = f.choice(f.required(item, "role", f"{param}.role"), f"{param}.role", tuple(ROLES))
     content = f.required(item, "content", f"{param}.content")
     message = pb.Message(role=ROLES[role])
