@@ -98,8 +98,10 @@ class ChatCompletionBuilder:
     def add(self, chunk: pb.ChatChunk) -> bytes:
         """Fold one backend chunk; return the frames it produces."""
         text = chunk.text
-        if self._started and text and not (
-            chunk.tool_calls or chunk.finish_reason or chunk.reasoning_text
+        if (
+            self._started
+            and text
+            and not (chunk.tool_calls or chunk.finish_reason or chunk.reasoning_text)
         ):
             self._text.append(text)
             if chunk.HasField("usage"):

@@ -127,9 +127,9 @@ class Echo:
     top_p: float
     max_output_tokens: int | None
     parallel_tool_calls: bool
-    reasoning: dict[str, Any] = field(
-        default_factory=lambda: {"effort": None, "summary": None}
-    )
+    reasoning: dict[str, Any] = field(default_factory=lambda: {"effort": None, "summary": None})
+    # The backend's name of each function inside a namespace tool -> (namespace, name).
+    namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +146,7 @@ def parse(body: Mapping[str, Any], default_model: str) -> ResponsesRequest:
     Each helper validates one concern and returns values; only this function builds."""
     f.check_fields(body, FIELDS, REJECTED)
     instructions = _instructions(body.get("instructions"))
-    tools = _tools(body.get("tools"))
+    tools, tools_echo, namespaced = _tools(body.get("tools"))
     tool_choice, tool_choice_echo = _tool_choice(body.get("tool_choice"), tools)
     response_format, text_echo = _text_format(body)
     sampling = _sampling(body)
@@ -169,7 +169,7 @@ def parse(body: Mapping[str, Any], default_model: str) -> ResponsesRequest:
     echo = Echo(
         model=chat.model,
         instructions=instructions,
-        tools=[_echo_tool(t) for t in tools],
+        tools=tools_echo,
         tool_choice=tool_choice_echo,
         text=text_echo,
         metadata=_metadata(body.get("metadata")),
@@ -179,6 +179,7 @@ def parse(body: Mapping[str, Any], default_model: str) -> ResponsesRequest:
         max_output_tokens=sampling.get("max_output_tokens"),
         parallel_tool_calls=sampling.get("parallel_tool_calls", True),
         reasoning=reasoning_echo,
+        namespaced=namespaced,
     )
     return ResponsesRequest(chat, stream, echo)
 
@@ -339,9 +340,12 @@ def _part(part: Mapping[str, Any], role: str, param: str) -> pb.ContentPart:
 
 
 def _add_function_call(out: list[pb.Message], item: Mapping[str, Any], param: str) -> None:
+    name = f.string(f.required(item, "name", f"{param}.name"), f"{param}.name")
+    if item.get("namespace") is not None:
+        name = qualified(f.string(item["namespace"], f"{param}.namespace"), name)
     call = pb.ToolCall(
         id=f.string(f.required(item, "call_id", f"{param}.call_id"), f"{param}.call_id"),
-        name=f.string(f.required(item, "name", f"{param}.name"), f"{param}.name"),
+        name=name,
         arguments=f.string(
             f.required(item, "arguments", f"{param}.arguments"), f"{param}.arguments"
         ),
@@ -370,36 +374,91 @@ def _function_call_output(item: Mapping[str, Any], param: str) -> pb.Message:
 # --- tools -----------------------------------------------------------------
 
 
-def _tools(value: object) -> list[pb.Tool]:
+Tools = tuple[list[pb.Tool], list[dict[str, Any]], dict[str, tuple[str, str]]]
+
+
+def _tools(value: object) -> Tools:
+    """The backend's function tools (namespace tools flattened), what the envelope echoes,
+    and the backend name -> (namespace, name) of each function inside a namespace."""
     if value is None:
-        return []
-    tools = []
+        return [], [], {}
+    tools: list[pb.Tool] = []
+    echo: list[dict[str, Any]] = []
+    namespaced: dict[str, tuple[str, str]] = {}
     for i, tool in enumerate(f.array(value, "tools")):
         tool = f.obj(tool, f"tools[{i}]")
-        kind = tool.get("type")
-        if kind != "function":
-            raise f.unsupported(
-                f"tools[{i}].type",
-                f"Tools of type '{kind}' are not supported: this gateway runs no hosted tools. "
-                "Declare a function tool and execute it client-side.",
-            )
-        name = f.required(tool, "name", f"tools[{i}].name")
-        tools.append(
-            common.function_tool(
-                name,
-                tool.get("description"),
-                tool.get("parameters"),
-                tool.get("strict"),
-                f"tools[{i}]",
-            )
+        if tool.get("type") != "namespace":
+            tools.append(_function_tool(tool, f"tools[{i}]"))
+            echo.append(_echo_tool(tools[-1]))
+            continue
+        namespace, members = _namespace(tool, f"tools[{i}]")
+        tools += members
+        echo.append(
+            {
+                "type": "namespace",
+                "name": namespace,
+                "description": tool.get("description") or "",
+                "tools": [_echo_tool(t, namespace) for t in members],
+            }
         )
-    return tools
+        namespaced.update({t.name: (namespace, t.name[len(namespace) + 2 :]) for t in members})
+    _check_unique(tools)
+    return tools, echo, namespaced
 
 
-def _echo_tool(tool: pb.Tool) -> dict[str, Any]:
+def _function_tool(tool: Mapping[str, Any], param: str) -> pb.Tool:
+    kind = tool.get("type")
+    if kind != "function":
+        raise f.unsupported(
+            f"{param}.type",
+            f"Tools of type '{kind}' are not supported: this gateway runs no hosted tools, and "
+            "custom (freeform) tools need a grammar the backend contract does not carry. "
+            "Declare a function tool and execute it client-side.",
+        )
+    return common.function_tool(
+        f.required(tool, "name", f"{param}.name"),
+        tool.get("description"),
+        tool.get("parameters"),
+        tool.get("strict"),
+        param,
+    )
+
+
+def _namespace(tool: Mapping[str, Any], param: str) -> tuple[str, list[pb.Tool]]:
+    """A namespace tool's name and its functions, named `<namespace>__<name>` for the
+    backend (unique across namespaces); custom tools in it are refused as at top level."""
+    namespace = f.string(f.required(tool, "name", f"{param}.name"), f"{param}.name")
+    members = f.array(f.required(tool, "tools", f"{param}.tools"), f"{param}.tools")
+    if not members:
+        raise f.invalid_value(f"{param}.tools", "a namespace holds at least one tool.")
+    out = []
+    for j, member in enumerate(members):
+        member_param = f"{param}.tools[{j}]"
+        member = f.obj(member, member_param)
+        name = f.string(f.required(member, "name", f"{member_param}.name"), f"{member_param}.name")
+        out.append(_function_tool({**member, "name": qualified(namespace, name)}, member_param))
+    return namespace, out
+
+
+def qualified(namespace: str, name: str) -> str:
+    """The backend's name of function `name` in `namespace`."""
+    return f"{namespace}__{name}"
+
+
+def _check_unique(tools: list[pb.Tool]) -> None:
+    seen: set[str] = set()
+    for i, tool in enumerate(tools):
+        if tool.name in seen:
+            raise f.invalid_value(
+                "tools", f"two tools are named '{tool.name}' (namespaced as <namespace>__<name>)."
+            )
+        seen.add(tool.name)
+
+
+def _echo_tool(tool: pb.Tool, namespace: str = "") -> dict[str, Any]:
     return {
         "type": "function",
-        "name": tool.name,
+        "name": tool.name[len(namespace) + 2 :] if namespace else tool.name,
         "description": tool.description or None,
         "parameters": orjson.loads(tool.parameters) if tool.parameters else None,
         "strict": tool.strict,

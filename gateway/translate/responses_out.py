@@ -294,6 +294,8 @@ class ResponseBuilder:
                 "call_id": delta.id or self._new_id("call"),
                 "name": delta.name,
             }
+            if delta.name in self._echo.namespaced:  # a function of a namespace tool
+                item["namespace"], item["name"] = self._echo.namespaced[delta.name]
             self._calls[delta.index] = item
             self._args[delta.index] = []
             if self._live is None:

@@ -56,8 +56,10 @@ MAPPED: dict[str, tuple[Any, Check]] = {
     "metadata": ({"k": "v"}, lambda r: r.echo.metadata == {"k": "v"}),
     "reasoning": (
         {"effort": "high", "summary": "auto"},
-        lambda r: r.chat.reasoning_effort == pb.REASONING_EFFORT_HIGH
-        and r.echo.reasoning == {"effort": "high", "summary": "auto"},
+        lambda r: (
+            r.chat.reasoning_effort == pb.REASONING_EFFORT_HIGH
+            and r.echo.reasoning == {"effort": "high", "summary": "auto"}
+        ),
     ),
 }
 # ignored: a realistic value that must change nothing sent to the backend.
