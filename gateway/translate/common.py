@@ -20,13 +20,16 @@ TOOL_CHOICE_MODES = {
     "none": pb.TOOL_CHOICE_MODE_NONE,
     "required": pb.TOOL_CHOICE_MODE_REQUIRED,
 }
-# Reasoning effort -> the contract's; "none" (no reasoning asked for) is not forwarded.
+# Reasoning effort -> the contract's; "none" (no reasoning asked for) is not forwarded, and
+# OpenAI's "xhigh" and "max" are the contract's highest.
 REASONING_EFFORTS = {
     "none": pb.REASONING_EFFORT_UNSPECIFIED,
     "minimal": pb.REASONING_EFFORT_MINIMAL,
     "low": pb.REASONING_EFFORT_LOW,
     "medium": pb.REASONING_EFFORT_MEDIUM,
     "high": pb.REASONING_EFFORT_HIGH,
+    "xhigh": pb.REASONING_EFFORT_HIGH,
+    "max": pb.REASONING_EFFORT_HIGH,
 }
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 

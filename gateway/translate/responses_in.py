@@ -109,6 +109,7 @@ MAX_CLIENT_METADATA = 64  # entries
 MAX_CLIENT_METADATA_KEY = 256  # characters
 MAX_CLIENT_METADATA_VALUE = 16384  # characters (Codex's turn metadata is a JSON string)
 _SUMMARIES = ("auto", "concise", "detailed")
+_REASONING_KEYS = frozenset({"effort", "summary", "generate_summary", "mode", "context"})
 FIELDS = MAPPED | ECHOED | REJECTED.keys() | IGNORED.keys()
 
 
@@ -204,7 +205,10 @@ def _reasoning(value: object) -> tuple[pb.ReasoningEffort.ValueType, dict[str, A
     if value is None:
         return pb.REASONING_EFFORT_UNSPECIFIED, {"effort": None, "summary": None}
     reasoning = f.obj(value, "reasoning")
-    f.check_keys(reasoning, frozenset({"effort", "summary", "generate_summary"}), "reasoning")
+    f.check_keys(reasoning, _REASONING_KEYS, "reasoning")
+    for key in ("mode", "context"):  # how OpenAI runs and replays reasoning: nothing to do here
+        if reasoning.get(key) is not None:
+            f.string(reasoning[key], f"reasoning.{key}")
     effort = common.reasoning_effort(reasoning.get("effort"), "reasoning.effort")
     summary = None
     for key in ("summary", "generate_summary"):
@@ -408,11 +412,16 @@ def _tools(value: object) -> Tools:
 
 def _function_tool(tool: Mapping[str, Any], param: str) -> pb.Tool:
     kind = tool.get("type")
+    if kind == "custom":
+        raise f.unsupported(
+            f"{param}.type",
+            "Custom (freeform) tools are not supported: the backend contract carries JSON "
+            "arguments only. Declare a function tool instead.",
+        )
     if kind != "function":
         raise f.unsupported(
             f"{param}.type",
-            f"Tools of type '{kind}' are not supported: this gateway runs no hosted tools, and "
-            "custom (freeform) tools need a grammar the backend contract does not carry. "
+            f"Tools of type '{kind}' are not supported: this gateway runs no hosted tools. "
             "Declare a function tool and execute it client-side.",
         )
     return common.function_tool(

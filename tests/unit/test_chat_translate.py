@@ -539,3 +539,42 @@ def test_finish_reason_mapping_is_total() -> None:
 def _request(text: str, tools: list[pb.Tool] | None = None) -> pb.ChatRequest:
     message = pb.Message(role=pb.ROLE_USER, content=[pb.ContentPart(text=text)])
     return pb.ChatRequest(model="stub-echo", messages=[message], tools=tools or [])
+
+
+# --- keys clients add inside messages (issue: every real client unmodified) ------------
+
+SDK_HELPER_REPLAY = orjson.loads(
+    '{"role":"assistant","content":null,"refusal":null,"annotations":null,"audio":null,'
+    '"function_call":null,"parsed":null,"tool_calls":[{"id":"call_1","type":"function",'
+    '"index":0,"function":{"name":"GetWeather","arguments":"{\\"city\\":\\"x\\"}",'
+    '"parsed_arguments":{"city":"x"}}}]}'
+)
+
+
+def test_sdk_helper_replay_and_named_messages_are_accepted() -> None:
+    messages = [
+        {"role": "system", "content": "s", "name": "rules"},
+        {"role": "user", "content": [{"type": "text", "text": "u", "extra": 1}], "name": "ann"},
+        SDK_HELPER_REPLAY,
+        {"role": "tool", "tool_call_id": "call_1", "name": "GetWeather", "content": "sunny"},
+    ]
+    chat = parse(messages=messages).chat
+    assert [m.role for m in chat.messages] == [
+        pb.ROLE_SYSTEM, pb.ROLE_USER, pb.ROLE_ASSISTANT, pb.ROLE_TOOL,
+    ]  # fmt: skip
+    call = chat.messages[2].tool_calls[0]
+    assert (call.id, call.name, call.arguments) == ("call_1", "GetWeather", '{"city":"x"}')
+    assert chat.messages[3].tool_call_id == "call_1"
+    # Ignored keys change nothing the backend sees.
+    plain = dict(SDK_HELPER_REPLAY, tool_calls=[{**SDK_HELPER_REPLAY["tool_calls"][0]}])
+    for key in ("parsed", "annotations", "audio", "function_call", "refusal"):
+        plain.pop(key)
+    del plain["tool_calls"][0]["index"]
+    assert parse(messages=[plain]).chat == parse(messages=[SDK_HELPER_REPLAY]).chat
+
+
+def test_known_keys_inside_messages_keep_their_type_checks() -> None:
+    bad = dict(SDK_HELPER_REPLAY, tool_calls=[{"id": 1, "type": "function", "function": {}}])
+    with pytest.raises(InvalidRequest) as info:
+        parse(messages=[bad])
+    assert (info.value.param, info.value.code) == ("messages[0].tool_calls[0].id", "invalid_type")
