@@ -106,16 +106,15 @@ def _message(message: pb.Message) -> dict[str, Any]:
     parts = [_part(p) for p in message.content if p.WhichOneof("part")]
     out: dict[str, Any] = {"role": role}
     out["content"] = _content(parts)  # "" when a turn only calls tools: some servers reject null
-    if role == "assistant":
-        if message.tool_calls:
-            out["tool_calls"] = [
-                {
-                    "id": c.id,
-                    "type": "function",
-                    "function": {"name": c.name, "arguments": c.arguments},
-                }
-                for c in message.tool_calls
-            ]
+    if role == "assistant" and message.tool_calls:
+        out["tool_calls"] = [
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments},
+            }
+            for c in message.tool_calls
+        ]
     if role == "tool":
         out["tool_call_id"] = message.tool_call_id
     return out

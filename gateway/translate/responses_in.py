@@ -456,7 +456,7 @@ def qualified(namespace: str, name: str) -> str:
 
 def _check_unique(tools: list[pb.Tool]) -> None:
     seen: set[str] = set()
-    for i, tool in enumerate(tools):
+    for tool in tools:
         if tool.name in seen:
             raise f.invalid_value(
                 "tools", f"two tools are named '{tool.name}' (namespaced as <namespace>__<name>)."

@@ -427,7 +427,7 @@ def test_upstream_error_text_is_logged_not_returned(
     fake: FakeOpenAI, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def body(backend: backend_server.RunningBackend, channel: grpc.aio.Channel) -> None:
-        chunks, error = await collect(channel, chat_request("fake-leaky-500", request_id="r-leak"))
+        _, error = await collect(channel, chat_request("fake-leaky-500", request_id="r-leak"))
         assert error is not None and error.code() == grpc.StatusCode.INTERNAL
         assert error.details() == "The model server failed to answer. (HTTP 500)"
 
