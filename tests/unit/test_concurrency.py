@@ -38,9 +38,8 @@ def test_a_disconnect_cancels_the_block_and_becomes_a_499() -> None:
     async def body() -> None:
         client = Client()
         asyncio.get_running_loop().call_later(0.02, client.disconnect)
-        with pytest.raises(GatewayError) as caught:
-            with CancelledOnDisconnect(client.receive):
-                await asyncio.sleep(5)
+        with pytest.raises(GatewayError) as caught, CancelledOnDisconnect(client.receive):
+            await asyncio.sleep(5)
         assert caught.value.status == 499
         task = asyncio.current_task()
         assert task is not None and task.cancelling() == 0  # the cancellation was taken back
