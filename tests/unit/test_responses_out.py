@@ -5,11 +5,12 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.errors import GatewayError
 from gateway.sse import encode_event
 from gateway.translate import responses_in
 from gateway.translate.responses_out import ResponseBuilder
 from runinfra.chat.v1 import chat_service_pb2 as pb
-from tests.support import parse_sse
+from tests.support import parse_sse, strict_response
 
 ECHO = responses_in.parse({"model": "m", "input": "x"}, "m").echo
 
@@ -114,3 +115,14 @@ def test_interleaved_calls_come_out_one_item_at_a_time() -> None:
     ]
     assert [i["arguments"] for i in b.body()["output"]] == ['{"a":1}', '{"b":2}']
     assert b"".join(encode_event(e) for e in events) == frames
+
+
+def test_failure_with_a_held_call_lists_only_the_streamed_one() -> None:
+    b = builder()
+    frames = b.start() + b.add(_call(0, '{"a"', "f")) + b.add(_call(1, "{}", "g"))
+    frames += b.fail(GatewayError("boom"))
+    events = parse_sse(frames)
+    assert events[-1]["type"] == "response.failed"
+    [item] = events[-1]["response"]["output"]
+    assert (item["name"], item["arguments"], item["status"]) == ("f", '{"a"', "incomplete")
+    strict_response(events[-1]["response"])
