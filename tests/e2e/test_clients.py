@@ -216,3 +216,32 @@ def test_codex_first_request_shape(servers: Servers) -> None:
     assert [(e["item"]["name"], e["item"].get("namespace")) for e in done] == [
         ("close_agent", "multi_agent_v1")
     ]
+
+
+def test_namespace_tool_through_the_sdk(client: OpenAI) -> None:
+    namespace: Any = {
+        "type": "namespace",
+        "name": "crm",
+        "description": "Customer records.",
+        "tools": [
+            {"type": "function", "name": "lookup", "parameters": {"type": "object"}},
+            {"type": "function", "name": "update", "parameters": {"type": "object"}},
+        ],
+    }
+    first = client.responses.create(
+        model="stub-echo",
+        input="crm__update please",
+        tools=[namespace],
+        extra_body={"client_metadata": {"a": "b"}},
+    )
+    [call] = first.output
+    assert call.type == "function_call"
+    assert (call.namespace, call.name) == ("crm", "update")
+    assert [t.type for t in first.tools] == ["namespace"]
+    history: Any = [
+        {"role": "user", "content": "crm__update please"},
+        call.model_dump(mode="json", exclude_none=True),
+        {"type": "function_call_output", "call_id": call.call_id, "output": "updated"},
+    ]
+    second = client.responses.create(model="stub-echo", input=history, tools=[namespace])
+    assert second.output_text == "Tool result: updated"
