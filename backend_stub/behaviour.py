@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import orjson
@@ -27,7 +27,12 @@ FAIL_MID = "stub-fail-mid"
 SLOW = "stub-slow"
 FAIL_ONCE = "stub-fail-once"  # UNAVAILABLE on the first call of each request id
 RATE_LIMITED = "stub-rate-limited"  # RESOURCE_EXHAUSTED before any chunk
-MODEL_IDS: tuple[str, ...] = (ECHO, FAIL_BEFORE, FAIL_MID, SLOW, FAIL_ONCE, RATE_LIMITED)
+THINK = "stub-think"  # reasoning text first ("Thinking about: ..."), then the usual reply
+ARGS = "stub-args"  # a called tool's top-level string arguments: the text after its name
+MODEL_IDS: tuple[str, ...] = (
+    ECHO, FAIL_BEFORE, FAIL_MID, SLOW, FAIL_ONCE, RATE_LIMITED, THINK, ARGS,
+)  # fmt: skip
+THINKING = "Thinking about: "
 FAIL_MID_AFTER = 2
 SLOW_DELAY = 0.05
 FAIL_BEFORE_MESSAGE = "stub: scripted failure before the first chunk"
@@ -60,7 +65,8 @@ class PlannedCall:
 
 @dataclass(frozen=True)
 class Plan:
-    """The whole reply: `stream()` makes the chunks as they are sent (none is made ahead);
+    """The whole reply: `stream()` makes the chunks as they are sent (none is made ahead):
+    the reasoning words of `thinking` (stub-think), then the tool calls or the reply's words;
     the last one carries `finish_reason` and `usage`, so `usage.output_tokens` is the number
     of chunks (one merged chunk when `buffered`)."""
 
@@ -68,7 +74,8 @@ class Plan:
     usage: pb.Usage
     reply: str
     tool_calls: tuple[PlannedCall, ...]
-    buffered: bool = field(default=False)
+    buffered: bool = False
+    thinking: str = ""
 
     @property
     def chunk_count(self) -> int:
@@ -83,31 +90,38 @@ class Plan:
         if self.buffered:
             yield self._merged()
             return
-        yield from self._one_by_one()
-
-    def _one_by_one(self) -> Iterator[pb.ChatChunk]:
         count = self.usage.output_tokens
-        if self.tool_calls:
-            pieces = (c for call in self.tool_calls for c in tool_call_chunks(call))
-        else:
-            pieces = (pb.ChatChunk(text=word) for word in split_words_lazily(self.reply))
+        thoughts = (pb.ChatChunk(reasoning_text=w) for w in split_words_lazily(self.thinking))
+        pieces = itertools.chain(thoughts, self._body())
         for i, chunk in enumerate(itertools.islice(pieces, count), 1):
             if i == count:
                 chunk.finish_reason = self.finish_reason
                 chunk.usage.CopyFrom(self.usage)
             yield chunk
 
-    def _merged(self) -> pb.ChatChunk:
-        """The whole reply in one chunk: `coalesce` of the chunks, without making a chunk
-        per word of a text reply."""
+    def _body(self) -> Iterator[pb.ChatChunk]:
         if self.tool_calls:
-            return coalesce(list(self._one_by_one()))
-        text = self.reply
-        if self.finish_reason == pb.FINISH_REASON_LENGTH:
-            text = "".join(itertools.islice(split_words_lazily(text), self.usage.output_tokens))
-        merged = pb.ChatChunk(text=text, finish_reason=self.finish_reason)
+            return (c for call in self.tool_calls for c in tool_call_chunks(call))
+        return (pb.ChatChunk(text=word) for word in split_words_lazily(self.reply))
+
+    def _merged(self) -> pb.ChatChunk:
+        """The whole reply in one chunk, as `coalesce` makes it, without a chunk per word."""
+        thought = self.usage.reasoning_tokens
+        left = self.usage.output_tokens - thought
+        if self.tool_calls:
+            merged = coalesce([*itertools.islice(self._body(), left), pb.ChatChunk()])
+        else:
+            whole = self.finish_reason != pb.FINISH_REASON_LENGTH
+            text = self.reply if whole else _first_words(self.reply, left)
+            merged = pb.ChatChunk(text=text)
+        merged.reasoning_text = _first_words(self.thinking, thought)
+        merged.finish_reason = self.finish_reason
         merged.usage.CopyFrom(self.usage)
         return merged
+
+
+def _first_words(text: str, count: int) -> str:
+    return "".join(itertools.islice(split_words_lazily(text), count))
 
 
 def list_models() -> pb.ListModelsResponse:
@@ -249,15 +263,28 @@ def select_tools(request: pb.ChatRequest) -> list[pb.Tool]:
     return named if parallel else named[:1]
 
 
-def plan_tool_calls(tools: list[pb.Tool], budget: Budget | None = None) -> list[PlannedCall]:
-    """Deterministic ids `call_stub_<index>` and minimal valid arguments."""
+def plan_tool_calls(
+    tools: list[pb.Tool], said: str | None = None, budget: Budget | None = None
+) -> list[PlannedCall]:
+    """Deterministic ids `call_stub_<index>` and minimal valid arguments. With `said` (the
+    last user text, for stub-args), top-level "stub" strings become the text after the
+    tool's name. Every tool's arguments share `budget`."""
     budget = Budget() if budget is None else budget
     return [
-        PlannedCall(
-            i, f"call_stub_{i}", t.name, _instance_json(t.parameters, f"tool {t.name!r}", budget)
-        )
+        PlannedCall(i, f"call_stub_{i}", t.name, _arguments(t, said, budget))
         for i, t in enumerate(tools)
     ]
+
+
+def _arguments(tool: pb.Tool, said: str | None, budget: Budget) -> str:
+    text = _instance_json(tool.parameters, f"tool {tool.name!r}", budget)
+    if said is None or tool.name not in said:
+        return text
+    value = orjson.loads(text)
+    after = said.split(tool.name, 1)[1].strip() or "stub"
+    if isinstance(value, dict):
+        value = {k: after if v == "stub" else v for k, v in value.items()}
+    return orjson.dumps(value).decode()
 
 
 def tool_call_chunks(call: PlannedCall) -> list[pb.ChatChunk]:
@@ -285,26 +312,35 @@ def plan(request: pb.ChatRequest, budget: Budget | None = None) -> Plan:
     themselves are made as they are sent (`Plan.stream`)."""
     validate(request)
     budget = Budget() if budget is None else budget
-    calls = plan_tool_calls(select_tools(request), budget)
+    said = last_user_text(request) if request.model == ARGS else None
+    calls = plan_tool_calls(select_tools(request), said, budget)
     reply = "" if calls else reply_for(request, budget)
-    count = 2 * len(calls) if calls else count_words(reply)
+    thinking = THINKING + last_user_text(request) if request.model == THINK else ""
+    thought = count_words(thinking)
+    count = thought + (2 * len(calls) if calls else count_words(reply))
     finish = pb.FINISH_REASON_TOOL_CALLS if calls else pb.FINISH_REASON_STOP
     if request.HasField("max_output_tokens") and count > request.max_output_tokens:
         count, finish = request.max_output_tokens, pb.FINISH_REASON_LENGTH
-    usage = pb.Usage(input_tokens=count_input_tokens(list(request.messages)), output_tokens=count)
+    usage = pb.Usage(
+        input_tokens=count_input_tokens(list(request.messages)),
+        output_tokens=count,
+        reasoning_tokens=min(thought, count),
+    )
     buffered = request.buffered and request.model != FAIL_MID
-    return Plan(finish, usage, reply, tuple(calls), buffered)
+    return Plan(finish, usage, reply, tuple(calls), buffered, thinking)
 
 
 def coalesce(chunks: list[pb.ChatChunk]) -> pb.ChatChunk:
-    """The whole reply in one chunk (for a buffered caller): the text joined, one delta per
-    tool call with its arguments joined, and the last chunk's finish reason and usage."""
+    """The whole reply in one chunk (for a buffered caller): the reasoning and the text
+    joined, one delta per tool call with its arguments joined, and the last chunk's finish
+    reason and usage."""
     calls: dict[int, pb.ToolCallDelta] = {}
     for delta in (d for c in chunks for d in c.tool_calls):
         call = calls.setdefault(delta.index, pb.ToolCallDelta(index=delta.index))
         call.id, call.name = call.id or delta.id, call.name or delta.name
         call.arguments += delta.arguments
     merged = pb.ChatChunk(
+        reasoning_text="".join(c.reasoning_text for c in chunks),
         text="".join(c.text for c in chunks),
         tool_calls=list(calls.values()),
         finish_reason=chunks[-1].finish_reason,

@@ -30,7 +30,15 @@ class Limits:
             raise f.invalid_value(param, f"at most {limit} {what} are allowed, got {len(value)}.")
 
     def tools(self, value: object) -> None:
+        """At most `max_tools` functions, counting those inside namespace tools."""
         self.count(value, self.max_tools, "tools", "tools")
+        if isinstance(value, list):
+            inner = [t.get("tools") for t in value if isinstance(t, dict)]
+            total = len(value) + sum(len(m) - 1 for m in inner if isinstance(m, list))
+            if total > self.max_tools:
+                raise f.invalid_value(
+                    "tools", f"at most {self.max_tools} tools are allowed, got {total}."
+                )
 
     def messages(self, value: object, param: str, part_keys: tuple[str, ...]) -> None:
         """The message count, then the content parts of all messages together (the arrays
