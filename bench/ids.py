@@ -1,5 +1,5 @@
-"""Micro-benchmark of id generation: the keyed permutation (gateway.ids) against the bare
-counter it replaced. Prints nanoseconds per id; no assertion (timings vary by machine).
+"""Micro-benchmark of id generation: the keyed permutation (runinfra.ids, the gateway's
+ids) against the bare counter it replaced. Prints nanoseconds per id; no assertion.
 
     python bench/ids.py
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.ids import new_id
+from runinfra.ids import new_id
 
 _PROCESS = secrets.token_hex(10)
 _COUNTER = itertools.count(1)
