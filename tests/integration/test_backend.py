@@ -18,7 +18,7 @@ Body = Callable[[stub_server.RunningStub, ChatBackend], Awaitable[None]]
 
 def run(body: Body, retries: int = 2) -> None:
     async def main() -> None:
-        stub = await stub_server.start("127.0.0.1", 0)
+        stub = await stub_server.start("127.0.0.1", 0, record_calls=True)
         backend = ChatBackend(f"127.0.0.1:{stub.port}", max_message_bytes=1 << 20, retries=retries)
         try:
             await asyncio.wait_for(body(stub, backend), timeout=10)
