@@ -24,8 +24,9 @@ from gateway.config import Settings
 from gateway.errors import GatewayError, internal_error
 from gateway.http import error_response
 from gateway.idempotency import IdempotencyStore, MemoryStore, RedisStore
+from gateway.inflight import InFlight
 from gateway.metrics import Metrics
-from gateway.middleware import Edge, InFlight
+from gateway.middleware import Edge
 from gateway.parsing import Parser
 
 log = logging.getLogger("gateway")

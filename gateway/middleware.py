@@ -19,6 +19,7 @@ from gateway.auth import ApiKeys, tenant_of
 from gateway.errors import GatewayError, InvalidRequest, internal_error
 from gateway.http import error_response
 from gateway.ids import new_id
+from gateway.inflight import InFlight, Slot
 from gateway.metrics import Metrics
 
 log = logging.getLogger("gateway")
@@ -67,64 +68,6 @@ def authenticate(scope: Scope, keys: ApiKeys) -> GatewayError | None:
     return None
 
 
-class InFlight:
-    """The in-flight cap: at most `limit` API requests at once, and at most `per_tenant` of
-    one tenant (so that one key cannot take them all); a stream counts until it ends."""
-
-    def __init__(self, limit: int, per_tenant: int) -> None:
-        self.limit = limit
-        self.per_tenant = per_tenant
-        self.total = 0
-        self.by_tenant: dict[str, int] = {}
-
-    def take(self, tenant: str) -> None:
-        """Take a slot for `tenant`, or raise 429."""
-        held = self.by_tenant.get(tenant, 0)
-        if self.total >= self.limit:
-            raise _overloaded(f"Too many requests in flight (limit {self.limit}); retry shortly.")
-        if held >= self.per_tenant:
-            raise _overloaded(
-                f"Too many requests in flight for this API key (limit {self.per_tenant}); "
-                "retry shortly."
-            )
-        self.total += 1
-        self.by_tenant[tenant] = held + 1
-
-    def give(self, tenant: str) -> None:
-        self.total -= 1
-        held = self.by_tenant.pop(tenant) - 1
-        if held:
-            self.by_tenant[tenant] = held
-
-
-def _overloaded(message: str) -> GatewayError:
-    return GatewayError(
-        message, status=429, code="rate_limit_exceeded", headers={"retry-after": "1"}
-    )
-
-
-class Slot:
-    """One request's claim on the in-flight cap: `take()` once its body is in (a client that
-    never finishes its body holds nothing), given back when the request ends."""
-
-    __slots__ = ("cap", "taken", "tenant")
-
-    def __init__(self, cap: InFlight, tenant: str) -> None:
-        self.cap = cap
-        self.tenant = tenant
-        self.taken = False
-
-    def take(self) -> None:
-        if not self.taken:
-            self.cap.take(self.tenant)
-            self.taken = True
-
-    def give(self) -> None:
-        if self.taken:
-            self.taken = False
-            self.cap.give(self.tenant)
-
-
 class Edge:
     """Every request gets an id (`req_…`), echoed with the client's own id on every response
     (errors included), one structured access-log line (no bodies, no keys) and its metrics;
@@ -149,9 +92,7 @@ class Edge:
         bad_client_id = client_id is not None and not _CLIENT_ID.match(client_id)
         if bad_client_id:
             client_id = None  # neither echoed nor logged
-        status = 500
-
-        status_sent = False
+        status, status_sent = 500, False
 
         async def send_with_ids(message: Message) -> None:
             nonlocal status, status_sent
