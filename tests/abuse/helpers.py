@@ -49,19 +49,30 @@ import json, os, socket, sys, time
 port, every, bound, stop = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 request = b"GET /healthz HTTP/1.1\\r\\nhost: 127.0.0.1\\r\\n\\r\\n"
 latencies, failures, ends = [], 0, time.monotonic() + bound
-sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-print("ready", flush=True)
-while time.monotonic() < ends and not os.path.exists(stop):
-    started = time.perf_counter()
+
+
+def probe(sock):
     sock.sendall(request)
     answer = b""
     while not answer.endswith(b'{"status":"ok"}'):
         data = sock.recv(4096)
         if not data:
-            break
+            raise ConnectionError("closed")
         answer += data
+    return answer.startswith(b"HTTP/1.1 200 ")
+
+
+sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+print("ready", flush=True)
+while time.monotonic() < ends and not os.path.exists(stop):
+    started = time.perf_counter()
+    try:
+        failures += not probe(sock)
+    except OSError:
+        failures += 1
+        sock.close()
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     latencies.append(time.perf_counter() - started)
-    failures += not answer.startswith(b"HTTP/1.1 200 ")
     time.sleep(every)
 print(json.dumps({"latencies": latencies, "failures": failures}), flush=True)
 """
@@ -86,7 +97,7 @@ class HealthProbe:
 
     def __exit__(self, *_: object) -> None:
         open(self._stop, "w").close()
-        out, _ = self.process.communicate(timeout=30)
+        out, _ = self.process.communicate(timeout=60)
         self._dir.cleanup()
         result = json.loads(out.strip().splitlines()[-1])
         self.latencies, self.failures = result["latencies"], result["failures"]
