@@ -8,6 +8,7 @@ Nothing here does I/O or knows about the gRPC server: `plan(request)` turns a
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -57,7 +58,8 @@ class PlannedCall:
 @dataclass(frozen=True)
 class Plan:
     """The whole reply: `chunks` are sent in order; the last one carries
-    `finish_reason` and `usage`, so `usage.output_tokens == len(chunks)`."""
+    `finish_reason` and `usage`, so `usage.output_tokens == len(chunks)` (but for a reply
+    that a stop sequence cut to nothing: one empty chunk, 0 output tokens)."""
 
     chunks: tuple[pb.ChatChunk, ...]
     finish_reason: pb.FinishReason.ValueType
@@ -206,19 +208,51 @@ def validate(request: pb.ChatRequest) -> None:
         raise RequestError("invalid_argument", "max_output_tokens must be positive")
 
 
+def cut_at_stop(reply: str, stop: Sequence[str]) -> str:
+    """The reply before the first occurrence of any stop sequence (all of it if none occurs)."""
+    cuts = [i for i in (reply.find(s) for s in stop if s) if i >= 0]
+    return reply[: min(cuts)] if cuts else reply
+
+
+def token_logprob(token: str, top: int) -> pb.TokenLogprob:
+    """The stub's logprob of one token (a word chunk: a word and its whitespace): minus a
+    tenth per character of the word. Alternative k (from 0) is the token with k written
+    after its word (the token itself for k = 0), a whole unit less likely per k."""
+    word = token.strip()
+    head, tail = token[: token.index(word)], token[token.index(word) + len(word) :]
+    alternatives = [token] + [f"{head}{word}{k}{tail}" for k in range(1, top)]
+    return pb.TokenLogprob(
+        token=token,
+        logprob=-len(word) / 10,
+        bytes=token.encode(),
+        top_logprobs=[
+            pb.TopLogprob(token=t, logprob=-(len(word) + 10 * k) / 10, bytes=t.encode())
+            for k, t in enumerate(alternatives[:top])
+        ],
+    )
+
+
+def word_chunk(word: str, request: pb.ChatRequest) -> pb.ChatChunk:
+    """One word's chunk, with its logprob when the request asks for logprobs."""
+    if not request.logprobs:
+        return pb.ChatChunk(text=word)
+    return pb.ChatChunk(text=word, logprobs=[token_logprob(word, request.top_logprobs)])
+
+
 def plan(request: pb.ChatRequest) -> Plan:
     """Everything the stub sends for `request`; raises RequestError to reject it."""
     validate(request)
     calls = plan_tool_calls(select_tools(request))
-    reply = "" if calls else reply_for(request)
+    reply = "" if calls else cut_at_stop(reply_for(request), request.stop)
     chunks = [c for call in calls for c in tool_call_chunks(call)]
-    chunks = chunks or [pb.ChatChunk(text=w) for w in split_words(reply)]
+    chunks = chunks or [word_chunk(w, request) for w in split_words(reply)]
     finish = pb.FINISH_REASON_TOOL_CALLS if calls else pb.FINISH_REASON_STOP
     if request.HasField("max_output_tokens") and len(chunks) > request.max_output_tokens:
         chunks, finish = chunks[: request.max_output_tokens], pb.FINISH_REASON_LENGTH
     usage = pb.Usage(
         input_tokens=count_input_tokens(list(request.messages)), output_tokens=len(chunks)
     )
+    chunks = chunks or [pb.ChatChunk()]  # a stop sequence right at the start: no words
     chunks[-1].finish_reason = finish
     chunks[-1].usage.CopyFrom(usage)
     if request.buffered and request.model != FAIL_MID:
@@ -237,6 +271,7 @@ def coalesce(chunks: list[pb.ChatChunk]) -> pb.ChatChunk:
     merged = pb.ChatChunk(
         text="".join(c.text for c in chunks),
         tool_calls=list(calls.values()),
+        logprobs=[lp for c in chunks for lp in c.logprobs],
         finish_reason=chunks[-1].finish_reason,
     )
     merged.usage.CopyFrom(chunks[-1].usage)

@@ -16,6 +16,7 @@ import orjson
 
 from gateway.translate import common
 from gateway.translate import fields as f
+from gateway.translate.sampling import top_logprobs
 from runinfra.chat.v1 import chat_service_pb2 as pb
 
 MAX_INPUT_ITEMS = 2048
@@ -51,10 +52,7 @@ _HARMLESS_INCLUDES = frozenset(
 )
 
 
-def _includes_ok(v: object) -> bool:
-    return v is None or (
-        isinstance(v, list) and all(isinstance(i, str) and i in _HARMLESS_INCLUDES for i in v)
-    )
+_LOGPROBS_INCLUDE = "message.output_text.logprobs"
 
 
 # Fields accepted only with a value that asks for nothing: (harmless?, what to do instead).
@@ -73,11 +71,6 @@ REJECTED: dict[str, f.Rejection] = {
         f.null_or(),
         "Stored prompt templates are not available; send 'instructions' and 'input' inline.",
     ),
-    "include": (
-        _includes_ok,
-        "Only includes that need no stored or hosted data are accepted; "
-        "logprobs are not available.",
-    ),
     "reasoning": (
         _reasoning_off,
         "Reasoning effort and summaries cannot be honoured by this backend; leave 'reasoning' out.",
@@ -89,10 +82,6 @@ REJECTED: dict[str, f.Rejection] = {
     "moderation": (
         f.null_or(),
         "Moderation is not available on this gateway; leave 'moderation' out.",
-    ),
-    "top_logprobs": (
-        f.null_or(0),
-        "Logprobs are not available on this gateway; leave 'top_logprobs' out.",
     ),
     "truncation": (
         f.null_or("disabled"),
@@ -112,7 +101,8 @@ IGNORED: dict[str, str] = {
 MAPPED = frozenset(
     {
         "model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "stream",
-        "tools", "tool_choice", "parallel_tool_calls", "text", "response_format",
+        "tools", "tool_choice", "parallel_tool_calls", "text", "response_format", "include",
+        "top_logprobs",
     }
 )  # fmt: skip
 ECHOED = frozenset({"metadata"})  # repeated in the envelope, not sent to the backend
@@ -134,6 +124,7 @@ class Echo:
     top_p: float
     max_output_tokens: int | None
     parallel_tool_calls: bool
+    top_logprobs: int | None = None  # echoed only when the request gave it
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +145,7 @@ def parse(body: Mapping[str, Any], default_model: str) -> ResponsesRequest:
     tool_choice, tool_choice_echo = _tool_choice(body.get("tool_choice"), tools)
     response_format, text_echo = _text_format(body)
     sampling = _sampling(body)
+    logprobs = _logprobs(body)
     stream = body.get("stream") is not None and f.boolean(body["stream"], "stream")
     chat = pb.ChatRequest(
         model=common.model(f.required(body, "model", "model"), default_model),
@@ -166,6 +158,7 @@ def parse(body: Mapping[str, Any], default_model: str) -> ResponsesRequest:
         response_format=response_format,
         buffered=not stream,  # only the whole reply is used: the backend may send fewer chunks
         **sampling,
+        **logprobs,
     )
     echo = Echo(
         model=chat.model,
@@ -179,6 +172,7 @@ def parse(body: Mapping[str, Any], default_model: str) -> ResponsesRequest:
         top_p=sampling.get("top_p", 1.0),
         max_output_tokens=sampling.get("max_output_tokens"),
         parallel_tool_calls=sampling.get("parallel_tool_calls", True),
+        top_logprobs=None if body.get("top_logprobs") is None else chat.top_logprobs,
     )
     return ResponsesRequest(chat, stream, echo)
 
@@ -195,6 +189,30 @@ def _sampling(body: Mapping[str, Any]) -> dict[str, Any]:
     if body.get("parallel_tool_calls") is not None:
         out["parallel_tool_calls"] = f.boolean(body["parallel_tool_calls"], "parallel_tool_calls")
     return out
+
+
+def _logprobs(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Logprobs are on with include ["message.output_text.logprobs"] or top_logprobs > 0;
+    as ChatRequest keyword arguments (none when off)."""
+    top = top_logprobs(body.get("top_logprobs"))
+    wanted = _include(body.get("include")) or top > 0
+    return {"logprobs": True, "top_logprobs": top} if wanted else {}
+
+
+def _include(value: object) -> bool:
+    """Whether `include` asks for logprobs. Includes of reasoning, hosted tools or stored
+    input ask for nothing that exists here: accepted."""
+    if value is None:
+        return False
+    items = f.array(value, "include")
+    for item in items:
+        if item != _LOGPROBS_INCLUDE and item not in _HARMLESS_INCLUDES:
+            raise f.unsupported(
+                "include",
+                f"'include' is not supported with {item!r}: only logprobs and includes that "
+                "need no stored or hosted data are accepted.",
+            )
+    return _LOGPROBS_INCLUDE in items
 
 
 def _instructions(value: object) -> str | None:
