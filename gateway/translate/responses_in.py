@@ -53,6 +53,7 @@ _HARMLESS_INCLUDES = frozenset(
 
 
 _LOGPROBS_INCLUDE = "message.output_text.logprobs"
+_INCLUDES = _HARMLESS_INCLUDES | {_LOGPROBS_INCLUDE}
 
 
 # Fields accepted only with a value that asks for nothing: (harmless?, what to do instead).
@@ -206,7 +207,7 @@ def _include(value: object) -> bool:
         return False
     items = f.array(value, "include")
     for item in items:
-        if item != _LOGPROBS_INCLUDE and item not in _HARMLESS_INCLUDES:
+        if not isinstance(item, str) or item not in _INCLUDES:
             raise f.unsupported(
                 "include",
                 f"'include' is not supported with {item!r}: only logprobs and includes that "
