@@ -126,8 +126,7 @@ def _scripted_chunks(model: str, plan: behaviour.Plan) -> tuple[pb.ChatChunk, ..
     if model != behaviour.FAIL_MID:
         return plan.chunks
     head = [
-        pb.ChatChunk(text=c.text, tool_calls=c.tool_calls, logprobs=c.logprobs)
-        for c in plan.chunks
+        pb.ChatChunk(text=c.text, tool_calls=c.tool_calls, logprobs=c.logprobs) for c in plan.chunks
     ]
     return tuple(head[: behaviour.FAIL_MID_AFTER])
 

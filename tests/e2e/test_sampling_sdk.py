@@ -227,9 +227,9 @@ def no_retries() -> Iterator[Servers]:
 
 def test_n_one_failed_call_fails_the_completion(no_retries: Servers) -> None:
     """stub-fail-once fails one of the three calls (the first of the request id)."""
-    with OpenAI(base_url=no_retries.url + "/v1", api_key="k", max_retries=0) as sdk:
-        with pytest.raises(openai.InternalServerError) as info:
-            sdk.chat.completions.create(model="stub-fail-once", messages=user("a b"), n=3)
+    sdk = OpenAI(base_url=no_retries.url + "/v1", api_key="k", max_retries=0)
+    with sdk, pytest.raises(openai.InternalServerError) as info:
+        sdk.chat.completions.create(model="stub-fail-once", messages=user("a b"), n=3)
     assert info.value.status_code == 503
 
 
