@@ -61,8 +61,8 @@ class ChatCompletionBuilder:
 
     __slots__ = (
         "_calls", "_created", "_finish", "_id", "_include_usage", "_index", "_logprobs",
-        "_model", "_new_id", "_started", "_streaming", "_text", "_text_head", "_text_tail",
-        "_tokens", "_usage",
+        "_model", "_new_id", "_plain", "_started", "_streaming", "_text", "_text_head",
+        "_text_tail", "_tokens", "_usage",
     )  # fmt: skip
 
     def __init__(
@@ -91,6 +91,7 @@ class ChatCompletionBuilder:
         self._finish: str | None = None
         self._usage: dict[str, Any] | None = None
         self._started = False
+        self._plain = False  # started, without logprobs: text deltas fill the template
         # A text-only delta frame is head + JSON string + tail. Only fixed keys follow the
         # content, so the last occurrence of the placeholder is the content.
         sample = encode_data(self._frame({"content": "\x00"}, None))
@@ -101,11 +102,7 @@ class ChatCompletionBuilder:
     def add(self, chunk: pb.ChatChunk) -> bytes:
         """Fold one backend chunk; return the frames it produces."""
         text = chunk.text
-        if (
-            self._started
-            and text
-            and not (chunk.tool_calls or chunk.finish_reason or self._logprobs)
-        ):
+        if self._plain and text and not (chunk.tool_calls or chunk.finish_reason):
             self._text.append(text)
             if chunk.HasField("usage"):
                 self._usage = usage_dict(chunk.usage)  # usage rides on no frame of its own
@@ -183,6 +180,7 @@ class ChatCompletionBuilder:
         if self._started:
             return [], delta
         self._started = True
+        self._plain = not self._logprobs
         if "tool_calls" in delta and "content" not in delta:
             return [], {"role": "assistant", "content": None, **delta}
         return [self._frame({"role": "assistant", "content": ""}, None)], delta

@@ -104,11 +104,9 @@ class ResponseBuilder:
         self._frames.append(encode_event({"type": type_, "sequence_number": self._seq, **fields}))
         self._seq += 1
 
-    def _delta(self, item_id: str, delta: str, tail: bytes | None = None) -> bytes:
-        """A delta event from its item's template (the same bytes as `_event` would make);
-        `tail` replaces the template's (a text delta's logprobs)."""
-        head, middle, fixed = self._delta_templates[item_id]
-        tail = fixed if tail is None else tail
+    def _delta(self, item_id: str, delta: str) -> bytes:
+        """A delta event from its item's template (the same bytes as `_event` would make)."""
+        head, middle, tail = self._delta_templates[item_id]
         seq = self._seq
         self._seq = seq + 1
         return head + str(seq).encode() + middle + orjson.dumps(delta) + tail
@@ -228,13 +226,15 @@ class ResponseBuilder:
         if self._message is None:
             self._open_message()
         self._text.append(text)
-        tail = None
         if self._logprobs:
             self._tokens.extend(tokens)
-            tail = b',"logprobs":' + orjson.dumps(lp.text_event(tokens)) + b"}\n\n"
         if self._streaming:
             assert self._message is not None
-            self._frames.append(self._delta(self._message["id"], text, tail))
+            frame = self._delta(self._message["id"], text)
+            if self._logprobs:  # the template's empty logprobs, filled
+                frame = frame.removesuffix(b"[]}\n\n") + orjson.dumps(lp.text_event(tokens))
+                frame += b"}\n\n"
+            self._frames.append(frame)
 
     def _open_message(self) -> None:
         self._close_calls()
