@@ -219,7 +219,8 @@ def token_logprob(token: str, top: int) -> pb.TokenLogprob:
     tenth per character of the word. Alternative k (from 0) is the token with k written
     after its word (the token itself for k = 0), a whole unit less likely per k."""
     word = token.strip()
-    head, tail = token[: token.index(word)], token[token.index(word) + len(word) :]
+    start = token.index(word)
+    head, tail = token[:start], token[start + len(word) :]
     alternatives = [token] + [f"{head}{word}{k}{tail}" for k in range(1, top)]
     return pb.TokenLogprob(
         token=token,

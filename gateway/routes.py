@@ -141,11 +141,8 @@ async def create_chat_completion(request: Request) -> Response | EventStream[Any
     settings: Settings = request.app.state.settings
     raw, body = await read_json(request, settings.max_body_bytes)
     parsed = chat_in.parse(body, settings.default_model)
-    completion_id, created, route = (
-        new_id("chatcmpl", "-"),
-        int(time.time()),
-        "/v1/chat/completions",
-    )
+    completion_id, created = new_id("chatcmpl", "-"), int(time.time())
+    route = "/v1/chat/completions"
     choices = [
         ChatCompletionBuilder(
             model=parsed.chat.model,
