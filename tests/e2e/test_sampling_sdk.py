@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from openai import OpenAI
@@ -216,6 +217,15 @@ def test_n_disconnect_cancels_every_call(client: OpenAI, servers: Servers) -> No
     assert servers.stub.service.wait_cancelled(request_id, timeout=2.0, count=3)
     assert time.monotonic() - started < 1.0
     assert servers.stub.service.cancelled.count(request_id) == 3
+
+
+def test_n_disconnect_cancels_every_call_non_streaming(servers: Servers) -> None:
+    body = {"model": "stub-slow", "messages": user(" ".join(["w"] * 100)), "n": 3}
+    with httpx.Client(base_url=servers.url, timeout=0.3) as http, pytest.raises(httpx.ReadTimeout):
+        http.post("/v1/chat/completions", json=body)
+    request_id = servers.stub.service.calls[-1].request_id
+    assert [c.request_id for c in servers.stub.service.calls[-3:]] == [request_id] * 3
+    assert servers.stub.service.wait_cancelled(request_id, timeout=2.0, count=3)
 
 
 @pytest.fixture(scope="module")
