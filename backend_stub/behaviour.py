@@ -15,6 +15,7 @@ from typing import Literal
 import orjson
 
 from backend_stub.schema import minimal_instance as minimal_instance  # re-exported
+from runinfra import contract
 from runinfra.chat.v1 import chat_service_pb2 as pb
 
 CREATED = 1700000000
@@ -230,6 +231,23 @@ def validate(request: pb.ChatRequest) -> None:
         raise RequestError("not_found", f"The model '{request.model}' does not exist")
     if request.HasField("max_output_tokens") and request.max_output_tokens <= 0:
         raise RequestError("invalid_argument", "max_output_tokens must be positive")
+    if problem := sampling_problem(request):
+        raise RequestError("invalid_argument", problem)
+
+
+def sampling_problem(request: pb.ChatRequest) -> str | None:
+    """What falls outside the ranges the contract documents, if anything."""
+    if len(request.stop) > contract.MAX_STOP_SEQUENCES or "" in request.stop:
+        return f"stop takes at most {contract.MAX_STOP_SEQUENCES} non-empty sequences"
+    if not 0 <= request.top_logprobs <= contract.MAX_TOP_LOGPROBS:
+        return f"top_logprobs must be between 0 and {contract.MAX_TOP_LOGPROBS}"
+    penalty, bias = contract.PENALTY_LIMIT, contract.LOGIT_BIAS_LIMIT
+    for name in ("frequency_penalty", "presence_penalty"):
+        if not -penalty <= getattr(request, name) <= penalty:
+            return f"{name} must be between -{penalty} and {penalty}"
+    if any(abs(b) > bias for b in request.logit_bias.values()):
+        return f"logit_bias values must be between -{bias} and {bias}"
+    return None
 
 
 def cut_at_stop(reply: str, stop: Sequence[str]) -> str:

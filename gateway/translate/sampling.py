@@ -7,9 +7,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.translate import fields as f
+from runinfra.contract import (
+    LOGIT_BIAS_LIMIT,
+    MAX_STOP_SEQUENCES,
+    MAX_TOP_LOGPROBS,
+    PENALTY_LIMIT,
+)
 
-MAX_STOP = 4
-MAX_TOP_LOGPROBS = 20
 MAX_CHOICES = 8  # n: concurrent backend calls per request
 _INT64 = 2**63
 
@@ -24,7 +28,7 @@ def chat_sampling(body: Mapping[str, Any]) -> dict[str, Any]:
         out["seed"] = f.integer(body["seed"], "seed", -_INT64, _INT64 - 1)
     for name in ("frequency_penalty", "presence_penalty"):
         if body.get(name) is not None:
-            out[name] = f.number(body[name], name, -2, 2)
+            out[name] = f.number(body[name], name, -PENALTY_LIMIT, PENALTY_LIMIT)
     if bias := logit_bias(body.get("logit_bias")):
         out["logit_bias"] = bias
     logprobs = body.get("logprobs") is not None and f.boolean(body["logprobs"], "logprobs")
@@ -46,8 +50,10 @@ def stop_sequences(value: object) -> list[str]:
         stops = [value]
     else:
         items = f.array(value, "stop")
-        if len(items) > MAX_STOP:
-            raise f.invalid_value("stop", f"at most {MAX_STOP} stop sequences, got {len(items)}.")
+        if len(items) > MAX_STOP_SEQUENCES:
+            raise f.invalid_value(
+                "stop", f"at most {MAX_STOP_SEQUENCES} stop sequences, got {len(items)}."
+            )
         stops = [f.string(s, f"stop[{i}]") for i, s in enumerate(items)]
     if "" in stops:
         raise f.invalid_value("stop", "a stop sequence cannot be empty.")
@@ -62,7 +68,7 @@ def logit_bias(value: object) -> dict[int, int]:
     for key, bias in f.obj(value, "logit_bias").items():
         if not (key.isascii() and key.isdigit() and len(key) <= 10) or int(key) >= 2**31:
             raise f.invalid_value("logit_bias", f"keys are token ids (integers), got {key!r}.")
-        out[int(key)] = f.integer(bias, "logit_bias", -100, 100)
+        out[int(key)] = f.integer(bias, "logit_bias", -LOGIT_BIAS_LIMIT, LOGIT_BIAS_LIMIT)
     return out
 
 

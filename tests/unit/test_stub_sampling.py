@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from backend_stub import behaviour
 from runinfra.chat.v1 import chat_service_pb2 as pb
 
@@ -76,3 +78,30 @@ def test_a_buffered_reply_carries_every_logprob() -> None:
         ("bb ", -0.2),
         ("ccc", -0.3),
     ]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"stop": ["a", "b", "c", "d", "e"]},
+        {"stop": [""]},
+        {"top_logprobs": 21, "logprobs": True},
+        {"top_logprobs": 2**31 - 1, "logprobs": True},  # would be 2 billion alternatives a word
+        {"top_logprobs": -1},
+        {"frequency_penalty": 2.5},
+        {"presence_penalty": -3},
+        {"logit_bias": {1: 101}},
+    ],
+)
+def test_values_outside_the_documented_ranges_are_invalid(fields: dict[str, object]) -> None:
+    with pytest.raises(behaviour.RequestError) as info:
+        behaviour.plan(request("a b", **fields))
+    assert info.value.kind == "invalid_argument"
+
+
+def test_the_edges_of_the_ranges_are_served() -> None:
+    edges = request(
+        "a b", stop=["1", "2", "3", "4"], logprobs=True, top_logprobs=20,
+        frequency_penalty=-2, presence_penalty=2, logit_bias={1: -100, 2: 100},
+    )  # fmt: skip
+    assert len(behaviour.plan(edges).chunks[0].logprobs[0].top_logprobs) == 20
