@@ -67,7 +67,7 @@ def logit_bias(value: object) -> dict[int, int]:
     out: dict[int, int] = {}
     for key, bias in f.obj(value, "logit_bias").items():
         if not (key.isascii() and key.isdigit() and len(key) <= 10) or int(key) >= 2**31:
-            raise f.invalid_value("logit_bias", f"keys are token ids (integers), got {key!r}.")
+            raise f.invalid_value("logit_bias", f"keys are token ids (integers), got {key[:24]!r}.")
         out[int(key)] = f.integer(bias, "logit_bias", -LOGIT_BIAS_LIMIT, LOGIT_BIAS_LIMIT)
     return out
 
