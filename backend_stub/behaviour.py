@@ -24,13 +24,24 @@ FAIL_MID = "stub-fail-mid"
 SLOW = "stub-slow"
 FAIL_ONCE = "stub-fail-once"  # UNAVAILABLE on the first call of each request id
 RATE_LIMITED = "stub-rate-limited"  # RESOURCE_EXHAUSTED before any chunk
-MODEL_IDS: tuple[str, ...] = (ECHO, FAIL_BEFORE, FAIL_MID, SLOW, FAIL_ONCE, RATE_LIMITED)
+# UNAVAILABLE on every call of the first gateway request of each client request id
+FAIL_FIRST_ATTEMPT = "stub-fail-first-attempt"
+MODEL_IDS: tuple[str, ...] = (
+    ECHO,
+    FAIL_BEFORE,
+    FAIL_MID,
+    SLOW,
+    FAIL_ONCE,
+    RATE_LIMITED,
+    FAIL_FIRST_ATTEMPT,
+)
 FAIL_MID_AFTER = 2
 SLOW_DELAY = 0.05
 FAIL_BEFORE_MESSAGE = "stub: scripted failure before the first chunk"
 FAIL_MID_MESSAGE = "stub: scripted failure in the middle of the stream"
 FAIL_ONCE_MESSAGE = "stub: scripted failure of the first attempt"
 RATE_LIMITED_MESSAGE = "stub: scripted rate limit"
+FAIL_FIRST_ATTEMPT_MESSAGE = "stub: scripted failure of the first request of this client request id"
 EMPTY_REPLY = "(empty)"
 _WORD = re.compile(r"\s*\S+\s*")
 

@@ -72,6 +72,7 @@ def test_list_models() -> None:
             "stub-slow",
             "stub-fail-once",
             "stub-rate-limited",
+            "stub-fail-first-attempt",
         ]
         assert all(m.owned_by == "runinfra" and m.created > 0 for m in response.models)
 
