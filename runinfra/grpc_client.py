@@ -109,10 +109,16 @@ def _prepare(
     )
 
 
+def _status(exc: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
+    """The status code and details of a failed call (sync or async)."""
+    if isinstance(exc, (grpc.Call, grpc.aio.AioRpcError)):
+        return exc.code(), exc.details() or exc.code().name
+    return grpc.StatusCode.UNKNOWN, repr(exc)
+
+
 def rpc_error(exc: grpc.RpcError, request_id: str | None) -> RunInfraError:
     """A gRPC failure as the SDK's error for the HTTP status the gateway would answer."""
-    code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
-    details = (exc.details() if isinstance(exc, grpc.Call) else None) or code.name
+    code, details = _status(exc)
     status = GRPC_TO_HTTP.get(code.name, 500)
     return error_class(status)(
         details,
@@ -126,8 +132,7 @@ def rpc_error(exc: grpc.RpcError, request_id: str | None) -> RunInfraError:
 
 def _retry_delay(exc: grpc.RpcError, sent: bool, attempt: int, call: _Call) -> float | None:
     """Before the first chunk, UNAVAILABLE is retried (the backend has not started)."""
-    code = exc.code() if isinstance(exc, grpc.Call) else None
-    if code != grpc.StatusCode.UNAVAILABLE or sent or attempt >= call.max_retries:
+    if _status(exc)[0] != grpc.StatusCode.UNAVAILABLE or sent or attempt >= call.max_retries:
         return None
     return backoff(attempt)
 
