@@ -193,7 +193,13 @@ class Sender(_Sender):
 
     def __init__(self, config: Config, http: httpx.Client | None) -> None:
         super().__init__(config)
+        self._owned = http is None
         self.http = http or httpx.Client()
+
+    def __del__(self) -> None:
+        """A client dropped without close() closes its own connections (not a caller's)."""
+        if self._owned and not self.http.is_closed:
+            self.http.close()
 
     def send(self, call: Call) -> httpx.Response:
         attempt = 0
