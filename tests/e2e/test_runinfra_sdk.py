@@ -114,9 +114,11 @@ def test_a_replayed_answer_says_so(sdk: runinfra.RunInfra, attempts: Attempts) -
 def test_gateway_timeout_is_typed() -> None:
     local = Servers(request_timeout=0.01)
     try:
-        with runinfra.RunInfra(base_url=local.url + "/v1", max_retries=0) as client:
-            with pytest.raises(runinfra.GatewayTimeoutError) as info:
-                client.responses.create(model="stub-slow", input="a b c d e f")
+        with (
+            runinfra.RunInfra(base_url=local.url + "/v1", max_retries=0) as client,
+            pytest.raises(runinfra.GatewayTimeoutError) as info,
+        ):
+            client.responses.create(model="stub-slow", input="a b c d e f")
         assert info.value.status == 504 and info.value.code == "timeout"
     finally:
         local.close()

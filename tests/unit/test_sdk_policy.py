@@ -102,7 +102,7 @@ def test_readme_retry_table_matches_the_policy() -> None:
     rows = [r.split("|")[1:-1] for r in table.strip().splitlines()[2:]]
     assert len(rows) >= 5
     for call, failure, retried, _why in rows:
-        safe = "key" in call and "without" not in call or "models" in call
+        safe = ("key" in call and "without" not in call) or "models" in call
         names = re.findall(r"`([^`]+)`", failure)
         assert names, failure
         for name in names:
