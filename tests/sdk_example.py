@@ -38,6 +38,11 @@ def sync_calls(base_url: str) -> list[str]:
         ) as cs:
             chunks: list[ChatCompletionChunk] = list(cs)
             seen.append(cs.final_completion().output_text + f" ({len(chunks)} chunks)")
+        cs = client.chat.completions.create(
+            model="stub-echo", messages=[{"role": "user", "content": "a b c"}], stream=True
+        )
+        seen.append(next(cs.text_deltas()))
+        cs.close()
         models: list[Model] = list(client.models.list(timeout=5))
         seen.append(models[0].id)
         try:
@@ -55,6 +60,7 @@ async def async_calls(base_url: str) -> list[str]:
         stream = await client.responses.create(model="stub-echo", input="async s", stream=True)
         async with stream:
             seen.append("".join([d async for d in stream.text_deltas()]))
+            seen.append((await stream.final_response()).status)
         chat = await client.chat.completions.create(
             model="stub-echo", messages=[{"role": "user", "content": "async chat"}]
         )
@@ -64,6 +70,11 @@ async def async_calls(base_url: str) -> list[str]:
         )
         async with chunks:
             seen.append((await chunks.final_completion()).output_text)
+        partial = await client.chat.completions.create(
+            model="stub-echo", messages=[{"role": "user", "content": "x y"}], stream=True
+        )
+        seen.append(await anext(partial.text_deltas()))
+        await partial.close()
         seen.append(",".join((await client.models.list()).ids[:1]))
     return seen
 

@@ -103,6 +103,14 @@ def test_rate_limited_keyed_call_retries_up_to_max_retries_after_retry_after(
     assert 2.0 <= elapsed < 10  # waited retry-after (1 s) before each retry
 
 
+def test_a_stream_is_sent_once_even_with_a_key(sdk: runinfra.RunInfra, attempts: Attempts) -> None:
+    with pytest.raises(runinfra.ServiceUnavailableError):
+        sdk.responses.create(
+            model="stub-fail-first-attempt", input="x", stream=True, idempotency_key=runinfra.AUTO
+        )
+    assert len(attempts.headers) == 1
+
+
 def test_a_replayed_answer_says_so(sdk: runinfra.RunInfra, attempts: Attempts) -> None:
     first = sdk.responses.create(model="stub-echo", input="once only", idempotency_key="replay-1")
     again = sdk.responses.create(model="stub-echo", input="once only", idempotency_key="replay-1")
@@ -229,7 +237,7 @@ def test_unforwardable_header_values_stay_out_of_the_metadata(
     metadata = [
         m
         for m in servers.stub.service.call_metadata
-        if m["x-request-id"] == reply.headers["x-request-id"]
+        if m.get("x-request-id") == reply.headers["x-request-id"]
     ]
     assert len(metadata) == 1 and header not in metadata[0]
 

@@ -26,9 +26,9 @@ def test_the_example_passes_mypy_strict() -> None:
 def test_the_example_runs(servers: Servers) -> None:
     seen = sdk_example.main(servers.url + "/v1", f"127.0.0.1:{servers.stub.port}")
     assert seen[:4] == ["typed hello", "typed stream (10 events)", "deltas", "typed chat"]
-    assert seen[4].startswith("chat stream (") and seen[5] == "stub-echo"
-    assert seen[6].startswith("404 model_not_found ")
-    assert seen[7:] == [
-        "async typed", "async s", "async chat", "async cs", "stub-echo",
+    assert seen[4].startswith("chat stream (") and seen[5:7] == ["a ", "stub-echo"]
+    assert seen[7].startswith("404 model_not_found ")
+    assert seen[8:] == [
+        "async typed", "async s", "completed", "async chat", "async cs", "x ", "stub-echo",
         "grpc typed", "grpc chunks", "stub-echo", "sync grpc", "sync chunks", "stub-echo",
     ]  # fmt: skip
