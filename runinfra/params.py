@@ -105,14 +105,14 @@ def check(spec: type[Mapping[str, Any]], params: Mapping[str, object]) -> None:
     for name, value in params.items():
         if name not in hints:
             raise TypeError(f"runinfra: unexpected keyword argument {name!r}")
-        if not _accepts(hints[name], value):
-            raise TypeError(f"runinfra: {name} must be {hints[name]}, not {type(value).__name__}")
+        check_arg(name, value, hints[name])
 
 
 def check_arg(name: str, value: object, hint: Any) -> None:
-    """TypeError unless the positional-free argument `name` fits `hint`."""
+    """TypeError unless the argument `name` fits `hint`, naming both."""
     if not _accepts(hint, value):
-        raise TypeError(f"runinfra: {name} must be {hint}, not {type(value).__name__}")
+        expected = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+        raise TypeError(f"runinfra: {name} must be {expected}, not {type(value).__name__}")
 
 
 def split(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
