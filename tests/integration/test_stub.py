@@ -72,6 +72,8 @@ def test_list_models() -> None:
             "stub-slow",
             "stub-fail-once",
             "stub-rate-limited",
+            "stub-think",
+            "stub-args",
             "stub-fail-first-attempt",
         ]
         assert all(m.owned_by == "runinfra" and m.created > 0 for m in response.models)
