@@ -136,7 +136,9 @@ class ChatDecoder(_Partial[ChatCompletionChunk]):
         finish = next((c.finish_reason for c in reversed(choices) if c.finish_reason), None)
         usage = next((c.usage for c in reversed(self.chunks) if c.usage), None)
         deltas = [d for c in choices for d in c.delta.tool_calls]
-        message = ChatMessage("assistant", self.partial_text, None, _fold_calls(deltas))
+        reasoning = "".join(c.delta.reasoning_content or "" for c in choices) or None
+        calls = _fold_calls(deltas)
+        message = ChatMessage("assistant", self.partial_text, None, calls, reasoning)
         choice = ChatChoice(0, message, finish)
         return ChatCompletion(first.id, first.model, first.created, (choice,), usage, self.info)
 

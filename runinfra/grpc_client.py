@@ -38,6 +38,7 @@ class ChatRequestFields(TypedDict, total=False):
     tool_choice: pb.ToolChoice
     parallel_tool_calls: bool
     buffered: bool
+    reasoning_effort: pb.ReasoningEffort.ValueType
 
 
 class ChatCallParams(ChatRequestFields, total=False):
@@ -68,6 +69,7 @@ class ChatReply:
     finish_reason: str | None
     usage: Usage | None
     request_id: str
+    reasoning: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,12 +145,14 @@ class _Fold:
     def __init__(self, request_id: str) -> None:
         self.request_id = request_id
         self.text: list[str] = []
+        self.reasoning: list[str] = []
         self.calls: dict[int, tuple[str, str, str]] = {}
         self.finish: str | None = None
         self.usage: Usage | None = None
 
     def add(self, chunk: pb.ChatChunk) -> None:
         self.text.append(chunk.text)
+        self.reasoning.append(chunk.reasoning_text)
         for d in chunk.tool_calls:
             id_, name, arguments = self.calls.get(d.index, ("", "", ""))
             self.calls[d.index] = (id_ or d.id, name or d.name, arguments + d.arguments)
@@ -159,7 +163,8 @@ class _Fold:
 
     def reply(self) -> ChatReply:
         calls = tuple(ToolCall(*self.calls[i]) for i in sorted(self.calls))
-        return ChatReply("".join(self.text), calls, self.finish, self.usage, self.request_id)
+        text, reasoning = "".join(self.text), "".join(self.reasoning)
+        return ChatReply(text, calls, self.finish, self.usage, self.request_id, reasoning)
 
 
 class _Base:

@@ -44,6 +44,8 @@ class ResponseFields(TypedDict, total=False):
     text: dict[str, Any]
     response_format: dict[str, Any]
     metadata: dict[str, str]
+    reasoning: dict[str, Any]
+    include: list[str]
     max_tool_calls: int
     user: str
     safety_identifier: str
@@ -62,6 +64,7 @@ class ChatFields(TypedDict, total=False):
     parallel_tool_calls: bool
     response_format: dict[str, Any]
     stream_options: dict[str, Any]
+    reasoning_effort: str
     user: str
     safety_identifier: str
     prompt_cache_key: str

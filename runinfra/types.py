@@ -73,7 +73,17 @@ class FunctionCall:
     type: str = "function_call"
 
 
-OutputItem = OutputMessage | FunctionCall
+@dataclass(frozen=True, slots=True)
+class Reasoning:
+    """What a reasoning model thought before it answered."""
+
+    id: str
+    text: str
+    status: str
+    type: str = "reasoning"
+
+
+OutputItem = OutputMessage | FunctionCall | Reasoning
 
 
 def output_item(data: JSON) -> OutputItem | None:
@@ -88,6 +98,9 @@ def output_item(data: JSON) -> OutputItem | None:
         return FunctionCall(
             data["id"], data["call_id"], data["name"], data["arguments"], data["status"]
         )
+    if data.get("type") == "reasoning":
+        text = "".join(p.get("text", "") for p in data.get("content") or ())
+        return Reasoning(data["id"], text, data.get("status", "completed"))
     return None
 
 
@@ -124,6 +137,11 @@ class Response:
     def output_text(self) -> str:
         """The text of every output message, joined."""
         return "".join(i.text for i in self.output if isinstance(i, OutputMessage))
+
+    @property
+    def reasoning_text(self) -> str:
+        """The text of every reasoning item, joined ("" from a model that does not reason)."""
+        return "".join(i.text for i in self.output if isinstance(i, Reasoning))
 
     @property
     def function_calls(self) -> list[FunctionCall]:
@@ -200,6 +218,7 @@ class ChatMessage:
     content: str | None
     refusal: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
+    reasoning_content: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +248,7 @@ class ChatCompletion:
                     c["message"].get("content"),
                     c["message"].get("refusal"),
                     tuple(ToolCall.of(t) for t in c["message"].get("tool_calls") or ()),
+                    c["message"].get("reasoning_content"),
                 ),
                 c.get("finish_reason"),
             )
@@ -269,6 +289,7 @@ class ChatDelta:
     role: str | None
     content: str | None
     tool_calls: tuple[ToolCallDelta, ...] = ()
+    reasoning_content: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +326,7 @@ class ChatCompletionChunk:
                     c["delta"].get("role"),
                     c["delta"].get("content"),
                     tuple(_tool_call_delta(t) for t in c["delta"].get("tool_calls") or ()),
+                    c["delta"].get("reasoning_content"),
                 ),
                 c.get("finish_reason"),
             )

@@ -263,3 +263,19 @@ def test_a_killed_gateway_is_a_connection_error_naming_the_client_request_id(
         gateway.stop()
     assert info.value.client_request_id == "after-kill" and "after-kill" in str(info.value)
     assert info.value.request_id is None and not info.value.request_sent
+
+
+def test_reasoning_reaches_the_typed_results(sdk: runinfra.RunInfra) -> None:
+    response = sdk.responses.create(
+        model="stub-think", input="deep question", reasoning={"effort": "high"}
+    )
+    assert response.reasoning_text == "Thinking about: deep question"
+    assert response.output_text == "deep question"
+    with sdk.chat.completions.create(
+        model="stub-think",
+        messages=[{"role": "user", "content": "why"}],
+        reasoning_effort="low",
+        stream=True,
+    ) as stream:
+        message = stream.final_completion().choices[0].message
+    assert (message.reasoning_content, message.content) == ("Thinking about: why", "why")

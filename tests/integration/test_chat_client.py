@@ -10,6 +10,7 @@ import pytest
 
 import runinfra
 from backend_openai.server import start as start_backend_openai
+from backend_openai.server import upstream_request_id
 from backend_stub import server as stub_server
 from runinfra.chat.v1 import chat_service_pb2 as pb
 from tests.fake_openai import FakeOpenAI
@@ -154,8 +155,18 @@ def test_against_backend_openai() -> None:
             with pytest.raises(runinfra.RateLimitError):
                 client.complete(model="fake-429", messages="hi")
         assert (reply.text, reply.finish_reason) == ("Hello, world!", "stop")
-        assert fake.chat_requests()[0].headers["x-request-id"] == "bo-1"
+        expected = upstream_request_id("bo-1")  # the request id, as the model server takes it
+        assert fake.chat_requests()[0].headers["x-request-id"] == expected
     finally:
         thread.run(backend.stop(0))
         thread.close()
         fake.close()
+
+
+def test_reasoning_is_folded(stub: Stub) -> None:
+    with runinfra.SyncChatClient(stub.target) as client:
+        reply = client.complete(
+            model="stub-think", messages="why", reasoning_effort=pb.REASONING_EFFORT_HIGH
+        )
+    assert (reply.reasoning, reply.text) == ("Thinking about: why", "why")
+    assert stub.service.calls[-1].reasoning_effort == pb.REASONING_EFFORT_HIGH
