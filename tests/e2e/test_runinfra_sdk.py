@@ -103,6 +103,29 @@ def test_rate_limited_keyed_call_retries_up_to_max_retries_after_retry_after(
     assert 2.0 <= elapsed < 10  # waited retry-after (1 s) before each retry
 
 
+def test_a_retry_while_the_first_attempt_runs_waits_for_its_answer(servers: Servers) -> None:
+    """409 (the key's first request is still running) is retried after retry-after, until
+    the first has finished and its answer is replayed: the backend ran once."""
+    words = " ".join(f"w{i}" for i in range(30))  # stub-slow: 1.5 s
+
+    async def main() -> tuple[runinfra.types.Response, runinfra.types.Response]:
+        async with runinfra.AsyncRunInfra(base_url=servers.url + "/v1", max_retries=4) as c:
+            first = asyncio.create_task(
+                c.responses.create(model="stub-slow", input=words, idempotency_key="busy-1")
+            )
+            await asyncio.sleep(0.3)
+            second = await c.responses.create(
+                model="stub-slow", input=words, idempotency_key="busy-1"
+            )
+            return await first, second
+
+    first, second = asyncio.run(main())
+    assert (first.replayed, second.replayed) == (False, True)
+    assert second.id == first.id and second.output_text == words
+    calls = servers.stub.service.call_metadata
+    assert [m.get("idempotency-key") for m in calls].count("busy-1") == 1
+
+
 def test_a_stream_is_sent_once_even_with_a_key(sdk: runinfra.RunInfra, attempts: Attempts) -> None:
     with pytest.raises(runinfra.ServiceUnavailableError):
         sdk.responses.create(
