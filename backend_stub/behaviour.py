@@ -28,8 +28,10 @@ FAIL_ONCE = "stub-fail-once"  # UNAVAILABLE on the first call of each request id
 RATE_LIMITED = "stub-rate-limited"  # RESOURCE_EXHAUSTED before any chunk
 THINK = "stub-think"  # reasoning text first ("Thinking about: ..."), then the usual reply
 ARGS = "stub-args"  # a called tool's top-level string arguments: the text after its name
+# UNAVAILABLE on every call of the first gateway request of each client request id
+FAIL_FIRST_ATTEMPT = "stub-fail-first-attempt"
 MODEL_IDS: tuple[str, ...] = (
-    ECHO, FAIL_BEFORE, FAIL_MID, SLOW, FAIL_ONCE, RATE_LIMITED, THINK, ARGS,
+    ECHO, FAIL_BEFORE, FAIL_MID, SLOW, FAIL_ONCE, RATE_LIMITED, THINK, ARGS, FAIL_FIRST_ATTEMPT,
 )  # fmt: skip
 THINKING = "Thinking about: "
 FAIL_MID_AFTER = 2
@@ -38,6 +40,7 @@ FAIL_BEFORE_MESSAGE = "stub: scripted failure before the first chunk"
 FAIL_MID_MESSAGE = "stub: scripted failure in the middle of the stream"
 FAIL_ONCE_MESSAGE = "stub: scripted failure of the first attempt"
 RATE_LIMITED_MESSAGE = "stub: scripted rate limit"
+FAIL_FIRST_ATTEMPT_MESSAGE = "stub: scripted failure of the first request of this client request id"
 EMPTY_REPLY = "(empty)"
 _WORD = re.compile(r"\s*\S+\s*")
 
