@@ -3,7 +3,7 @@
 The chunks arrive tagged with their choice's index (gateway.fanout interleaves the n
 backend streams); each choice's frames carry that index. The stream ends with every
 choice's finish, one usage chunk (summed over the choices) when asked, and [DONE]; the
-non-streaming body lists the choices in index order with the usage summed. Pure: no I/O.
+non-streaming body lists the choices in index order with the completions' usage summed. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -57,10 +57,16 @@ class ChoicesBuilder:
         }
 
     def _usage(self) -> dict[str, Any] | None:
-        """Every count summed over the choices (each call read the prompt, and wrote its
-        reply); None if no call reported usage."""
+        """The completions' counts summed over the choices, the prompt's counted once (one
+        prompt, n completions: as OpenAI and vLLM report `n`); None if no call reported it."""
         usages = [u for c in self._choices if (u := c.usage()) is not None]
-        return _sum(usages) if usages else None
+        if not usages:
+            return None
+        out = _sum(usages)
+        out["prompt_tokens"] = usages[0]["prompt_tokens"]
+        out["prompt_tokens_details"] = usages[0]["prompt_tokens_details"]
+        out["total_tokens"] = out["prompt_tokens"] + out["completion_tokens"]
+        return out
 
 
 def _sum(usages: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Logprobs and n choices on the reply side: the builders' frames equal the general encoders',
-ChoicesBuilder merges choices and sums usage, and gateway.fanout merges and cancels calls."""
+ChoicesBuilder merges choices and their usage, and gateway.fanout merges and cancels calls."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def test_choices_stream_ends_with_each_finish_then_one_summed_usage() -> None:
     assert usage["usage"]["prompt_tokens_details"]["cached_tokens"] == 1
 
 
-def test_choices_body_lists_choices_in_order_and_sums_usage() -> None:
+def test_choices_body_lists_choices_in_order_and_sums_the_completions_usage() -> None:
     b = choices(3, streaming=False)
     for index in (2, 0, 1):
         assert b.add((index, last(f"reply {index}", 4, index + 1))) == b""
@@ -110,11 +110,9 @@ def test_choices_body_lists_choices_in_order_and_sums_usage() -> None:
     assert [c["index"] for c in body["choices"]] == [0, 1, 2]
     assert [c["message"]["content"] for c in body["choices"]] == ["reply 0", "reply 1", "reply 2"]
     usage = body["usage"]
-    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]) == (
-        12,
-        6,
-        18,
-    )
+    # One prompt (counted once), three completions (summed).
+    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]) == (4, 6, 10)
+    assert usage["prompt_tokens_details"]["cached_tokens"] == 1
 
 
 # --- gateway.fanout -------------------------------------------------------------------------
