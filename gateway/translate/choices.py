@@ -2,8 +2,9 @@
 
 The chunks arrive tagged with their choice's index (gateway.fanout interleaves the n
 backend streams); each choice's frames carry that index. The stream ends with every
-choice's finish, one usage chunk (summed over the choices) when asked, and [DONE]; the
-non-streaming body lists the choices in index order with the completions' usage summed. Pure: no I/O.
+choice's finish, one usage chunk when asked (the prompt counted once, the completions
+summed), and [DONE]; the non-streaming body lists the choices in index order with that usage.
+Pure: no I/O.
 """
 
 from __future__ import annotations
