@@ -7,9 +7,10 @@ Nothing here does I/O or knows about the gRPC server: `plan(request)` turns a
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,6 +18,7 @@ import orjson
 
 from backend_stub.schema import Budget
 from backend_stub.schema import minimal_instance as minimal_instance  # re-exported
+from runinfra import contract
 from runinfra.chat.v1 import chat_service_pb2 as pb
 
 CREATED = 1700000000
@@ -29,8 +31,10 @@ FAIL_ONCE = "stub-fail-once"  # UNAVAILABLE on the first call of each request id
 RATE_LIMITED = "stub-rate-limited"  # RESOURCE_EXHAUSTED before any chunk
 THINK = "stub-think"  # reasoning text first ("Thinking about: ..."), then the usual reply
 ARGS = "stub-args"  # a called tool's top-level string arguments: the text after its name
+# UNAVAILABLE on every call of the first gateway request of each client request id
+FAIL_FIRST_ATTEMPT = "stub-fail-first-attempt"
 MODEL_IDS: tuple[str, ...] = (
-    ECHO, FAIL_BEFORE, FAIL_MID, SLOW, FAIL_ONCE, RATE_LIMITED, THINK, ARGS,
+    ECHO, FAIL_BEFORE, FAIL_MID, SLOW, FAIL_ONCE, RATE_LIMITED, THINK, ARGS, FAIL_FIRST_ATTEMPT,
 )  # fmt: skip
 THINKING = "Thinking about: "
 FAIL_MID_AFTER = 2
@@ -39,6 +43,7 @@ FAIL_BEFORE_MESSAGE = "stub: scripted failure before the first chunk"
 FAIL_MID_MESSAGE = "stub: scripted failure in the middle of the stream"
 FAIL_ONCE_MESSAGE = "stub: scripted failure of the first attempt"
 RATE_LIMITED_MESSAGE = "stub: scripted rate limit"
+FAIL_FIRST_ATTEMPT_MESSAGE = "stub: scripted failure of the first request of this client request id"
 EMPTY_REPLY = "(empty)"
 _WORD = re.compile(r"\s*\S+\s*")
 _WINDOW = 1 << 16  # characters scanned per step of long texts (the GIL is free in between)
@@ -65,21 +70,23 @@ class PlannedCall:
 
 @dataclass(frozen=True)
 class Plan:
-    """The whole reply: `stream()` makes the chunks as they are sent (none is made ahead):
-    the reasoning words of `thinking` (stub-think), then the tool calls or the reply's words;
-    the last one carries `finish_reason` and `usage`, so `usage.output_tokens` is the number
-    of chunks (one merged chunk when `buffered`)."""
+    """The whole reply. `stream()` makes the chunks as they are sent (none is made ahead):
+    the reasoning words of `thinking` (stub-think), then the tool calls or the reply's words
+    (with logprobs when `top_logprobs` is not None); the last one carries `finish_reason` and
+    `usage`, so `usage.output_tokens` is the number of chunks (one empty chunk when a stop
+    sequence leaves no word). A buffered reply is `merged`, made with the plan."""
 
     finish_reason: pb.FinishReason.ValueType
     usage: pb.Usage
     reply: str
     tool_calls: tuple[PlannedCall, ...]
-    buffered: bool = False
     thinking: str = ""
+    top_logprobs: int | None = None
+    merged: pb.ChatChunk | None = None
 
     @property
     def chunk_count(self) -> int:
-        return 1 if self.buffered else self.usage.output_tokens
+        return 1 if self.merged is not None else max(1, self.usage.output_tokens)
 
     @property
     def chunks(self) -> tuple[pb.ChatChunk, ...]:
@@ -87,35 +94,48 @@ class Plan:
         return tuple(self.stream())
 
     def stream(self) -> Iterator[pb.ChatChunk]:
-        if self.buffered:
-            yield self._merged()
+        if self.merged is not None:
+            yield self.merged
             return
+        yield from self._one_by_one()
+
+    def _one_by_one(self) -> Iterator[pb.ChatChunk]:
         count = self.usage.output_tokens
         thoughts = (pb.ChatChunk(reasoning_text=w) for w in split_words_lazily(self.thinking))
-        pieces = itertools.chain(thoughts, self._body())
-        for i, chunk in enumerate(itertools.islice(pieces, count), 1):
+        pieces = itertools.islice(itertools.chain(thoughts, self._body()), count)
+        last = pb.ChatChunk()  # a stop sequence right at the start: no words
+        for i, chunk in enumerate(pieces, 1):
             if i == count:
-                chunk.finish_reason = self.finish_reason
-                chunk.usage.CopyFrom(self.usage)
+                last = chunk
+                break
             yield chunk
+        last.finish_reason = self.finish_reason
+        last.usage.CopyFrom(self.usage)
+        yield last
 
     def _body(self) -> Iterator[pb.ChatChunk]:
         if self.tool_calls:
             return (c for call in self.tool_calls for c in tool_call_chunks(call))
-        return (pb.ChatChunk(text=word) for word in split_words_lazily(self.reply))
+        return (self._word(w) for w in split_words_lazily(self.reply))
 
-    def _merged(self) -> pb.ChatChunk:
-        """The whole reply in one chunk, as `coalesce` makes it, without a chunk per word."""
+    def _word(self, word: str) -> pb.ChatChunk:
+        if self.top_logprobs is None:
+            return pb.ChatChunk(text=word)
+        return pb.ChatChunk(text=word, logprobs=[token_logprob(word, self.top_logprobs)])
+
+    def merge(self) -> pb.ChatChunk:
+        """The whole reply in one chunk, as `coalesce` makes it, without a chunk per word
+        of a text reply unless logprobs are asked for."""
+        if self.tool_calls or self.top_logprobs is not None:
+            return coalesce(list(self._one_by_one()))
         thought = self.usage.reasoning_tokens
         left = self.usage.output_tokens - thought
-        if self.tool_calls:
-            merged = coalesce([*itertools.islice(self._body(), left), pb.ChatChunk()])
-        else:
-            whole = self.finish_reason != pb.FINISH_REASON_LENGTH
-            text = self.reply if whole else _first_words(self.reply, left)
-            merged = pb.ChatChunk(text=text)
-        merged.reasoning_text = _first_words(self.thinking, thought)
-        merged.finish_reason = self.finish_reason
+        whole = self.finish_reason != pb.FINISH_REASON_LENGTH
+        merged = pb.ChatChunk(
+            reasoning_text=_first_words(self.thinking, thought),
+            text=self.reply if whole else _first_words(self.reply, left),
+            finish_reason=self.finish_reason,
+        )
         merged.usage.CopyFrom(self.usage)
         return merged
 
@@ -305,6 +325,48 @@ def validate(request: pb.ChatRequest) -> None:
         raise RequestError("not_found", f"The model '{request.model}' does not exist")
     if request.HasField("max_output_tokens") and request.max_output_tokens <= 0:
         raise RequestError("invalid_argument", "max_output_tokens must be positive")
+    if problem := sampling_problem(request):
+        raise RequestError("invalid_argument", problem)
+
+
+def sampling_problem(request: pb.ChatRequest) -> str | None:
+    """What falls outside the ranges the contract documents, if anything."""
+    if len(request.stop) > contract.MAX_STOP_SEQUENCES or "" in request.stop:
+        return f"stop takes at most {contract.MAX_STOP_SEQUENCES} non-empty sequences"
+    if not 0 <= request.top_logprobs <= contract.MAX_TOP_LOGPROBS:
+        return f"top_logprobs must be between 0 and {contract.MAX_TOP_LOGPROBS}"
+    penalty, bias = contract.PENALTY_LIMIT, contract.LOGIT_BIAS_LIMIT
+    for name in ("frequency_penalty", "presence_penalty"):
+        if not -penalty <= getattr(request, name) <= penalty:
+            return f"{name} must be between -{penalty} and {penalty}"
+    if any(abs(b) > bias for b in request.logit_bias.values()):
+        return f"logit_bias values must be between -{bias} and {bias}"
+    return None
+
+
+def cut_at_stop(reply: str, stop: Sequence[str]) -> str:
+    """The reply before the first occurrence of any stop sequence (all of it if none occurs)."""
+    cuts = [i for i in (reply.find(s) for s in stop if s) if i >= 0]
+    return reply[: min(cuts)] if cuts else reply
+
+
+def token_logprob(token: str, top: int) -> pb.TokenLogprob:
+    """The stub's logprob of one token (a word chunk: a word and its whitespace): minus a
+    tenth per character of the word. Alternative k (from 0) is the token with k written
+    after its word (the token itself for k = 0), a whole unit less likely per k."""
+    word = token.strip()
+    start = token.index(word)
+    head, tail = token[:start], token[start + len(word) :]
+    alternatives = [token] + [f"{head}{word}{k}{tail}" for k in range(1, top)]
+    return pb.TokenLogprob(
+        token=token,
+        logprob=-len(word) / 10,
+        bytes=token.encode(),
+        top_logprobs=[
+            pb.TopLogprob(token=t, logprob=-(len(word) + 10 * k) / 10, bytes=t.encode())
+            for k, t in enumerate(alternatives[:top])
+        ],
+    )
 
 
 def plan(request: pb.ChatRequest, budget: Budget | None = None) -> Plan:
@@ -314,7 +376,7 @@ def plan(request: pb.ChatRequest, budget: Budget | None = None) -> Plan:
     budget = Budget() if budget is None else budget
     said = last_user_text(request) if request.model == ARGS else None
     calls = plan_tool_calls(select_tools(request), said, budget)
-    reply = "" if calls else reply_for(request, budget)
+    reply = "" if calls else cut_at_stop(reply_for(request, budget), request.stop)
     thinking = THINKING + last_user_text(request) if request.model == THINK else ""
     thought = count_words(thinking)
     count = thought + (2 * len(calls) if calls else count_words(reply))
@@ -326,8 +388,11 @@ def plan(request: pb.ChatRequest, budget: Budget | None = None) -> Plan:
         output_tokens=count,
         reasoning_tokens=min(thought, count),
     )
-    buffered = request.buffered and request.model != FAIL_MID
-    return Plan(finish, usage, reply, tuple(calls), buffered, thinking)
+    logprobs = request.top_logprobs if request.logprobs else None
+    planned = Plan(finish, usage, reply, tuple(calls), thinking, logprobs)
+    if request.buffered and request.model != FAIL_MID:
+        return dataclasses.replace(planned, merged=planned.merge())
+    return planned
 
 
 def coalesce(chunks: list[pb.ChatChunk]) -> pb.ChatChunk:
@@ -343,6 +408,7 @@ def coalesce(chunks: list[pb.ChatChunk]) -> pb.ChatChunk:
         reasoning_text="".join(c.reasoning_text for c in chunks),
         text="".join(c.text for c in chunks),
         tool_calls=list(calls.values()),
+        logprobs=[lp for c in chunks for lp in c.logprobs],
         finish_reason=chunks[-1].finish_reason,
     )
     merged.usage.CopyFrom(chunks[-1].usage)

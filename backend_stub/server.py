@@ -9,6 +9,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
+from typing import TypeVar
 
 import grpc
 
@@ -25,6 +26,11 @@ _STATUS_CODES = {
     "not_found": grpc.StatusCode.NOT_FOUND,
 }
 ChatContext = grpc.aio.ServicerContext[pb.ChatRequest, pb.ChatChunk]
+_UNAVAILABLE_MESSAGES = {
+    behaviour.FAIL_BEFORE: behaviour.FAIL_BEFORE_MESSAGE,
+    behaviour.FAIL_ONCE: behaviour.FAIL_ONCE_MESSAGE,
+    behaviour.FAIL_FIRST_ATTEMPT: behaviour.FAIL_FIRST_ATTEMPT_MESSAGE,
+}
 
 
 def _log(event: str, **fields: object) -> None:
@@ -35,6 +41,18 @@ def _log(event: str, **fields: object) -> None:
 # the gateway shares when the stub is embedded) keeps serving meanwhile.
 PLAN_INLINE_BYTES = 64 * 1024
 REMEMBERED = 1024  # cancelled request ids, and stub-fail-once request ids, kept
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _remember(memory: dict[K, V], key: K, value: V) -> V:
+    """`memory.setdefault(key, value)`, keeping only the REMEMBERED newest keys."""
+    kept = memory.setdefault(key, value)
+    if len(memory) > REMEMBERED:
+        del memory[next(iter(memory))]
+    return kept
 
 
 class StubChatService(pb_grpc.ChatServiceServicer):
@@ -51,12 +69,14 @@ class StubChatService(pb_grpc.ChatServiceServicer):
         self.cancelled: deque[str] = deque(maxlen=REMEMBERED)
         # request ids that stub-fail-once has failed (insertion-ordered, oldest dropped)
         self._failed_once: dict[str, None] = {}
+        # stub-fail-first-attempt: client request id -> the first gateway request id seen
+        self._first_attempts: dict[str, str] = {}
         self._cond = threading.Condition()
 
-    def wait_cancelled(self, request_id: str, timeout: float) -> bool:
-        """Block (from any thread) until a Chat with `request_id` was cancelled."""
+    def wait_cancelled(self, request_id: str, timeout: float, count: int = 1) -> bool:
+        """Block (from any thread) until `count` Chat calls with `request_id` were cancelled."""
         with self._cond:
-            return self._cond.wait_for(lambda: request_id in self.cancelled, timeout)
+            return self._cond.wait_for(lambda: self.cancelled.count(request_id) >= count, timeout)
 
     def _record(
         self,
@@ -72,13 +92,16 @@ class StubChatService(pb_grpc.ChatServiceServicer):
                 self.cancelled.append(cancelled)
                 self._cond.notify_all()
 
-    def _fails_now(self, model: str, request_id: str) -> bool:
-        """stub-fail-once: fail the first attempt of each request id, serve the retries."""
+    def _fails_now(self, model: str, request_id: str, metadata: dict[str, str]) -> bool:
+        """stub-fail-once: fail the first attempt of each request id, serve the retries.
+        stub-fail-first-attempt: fail every call of the first request id seen for a client
+        request id (without one, every call), serve once another request id brings it."""
+        if model == behaviour.FAIL_FIRST_ATTEMPT:
+            client_id = metadata.get("x-client-request-id", request_id)
+            return _remember(self._first_attempts, client_id, request_id) == request_id
         if model != behaviour.FAIL_ONCE or request_id in self._failed_once:
             return False
-        self._failed_once[request_id] = None
-        if len(self._failed_once) > REMEMBERED:
-            del self._failed_once[next(iter(self._failed_once))]
+        _remember(self._failed_once, request_id, None)
         return True
 
     def _delay(self, model: str) -> float:
@@ -104,13 +127,9 @@ class StubChatService(pb_grpc.ChatServiceServicer):
             except behaviour.RequestError as exc:
                 status = exc.kind
                 await context.abort(_STATUS_CODES[exc.kind], exc.message)
-            if model == behaviour.FAIL_BEFORE or self._fails_now(model, rid):
+            if model == behaviour.FAIL_BEFORE or self._fails_now(model, rid, metadata):
                 status = "unavailable"
-                message = (
-                    behaviour.FAIL_ONCE_MESSAGE
-                    if model == behaviour.FAIL_ONCE
-                    else behaviour.FAIL_BEFORE_MESSAGE
-                )
+                message = _UNAVAILABLE_MESSAGES[model]
                 await context.abort(grpc.StatusCode.UNAVAILABLE, message)
             if model == behaviour.RATE_LIMITED:
                 status = "resource_exhausted"
@@ -153,7 +172,7 @@ def _scripted_chunks(model: str, plan: behaviour.Plan) -> Iterator[pb.ChatChunk]
     if model != behaviour.FAIL_MID:
         return plan.stream()
     head = itertools.islice(plan.stream(), behaviour.FAIL_MID_AFTER)
-    return (pb.ChatChunk(text=c.text, tool_calls=c.tool_calls) for c in head)
+    return (pb.ChatChunk(text=c.text, tool_calls=c.tool_calls, logprobs=c.logprobs) for c in head)
 
 
 RunningStub = Served[StubChatService]

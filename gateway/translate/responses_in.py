@@ -17,6 +17,7 @@ import orjson
 from gateway.translate import common
 from gateway.translate import fields as f
 from gateway.translate.limits import DEFAULT, Limits
+from gateway.translate.sampling import top_logprobs
 from runinfra.chat.v1 import chat_service_pb2 as pb
 
 MAX_INPUT_ITEMS = DEFAULT.max_messages
@@ -43,10 +44,8 @@ _HARMLESS_INCLUDES = frozenset(
 )
 
 
-def _includes_ok(v: object) -> bool:
-    return v is None or (
-        isinstance(v, list) and all(isinstance(i, str) and i in _HARMLESS_INCLUDES for i in v)
-    )
+_LOGPROBS_INCLUDE = "message.output_text.logprobs"
+_INCLUDES = _HARMLESS_INCLUDES | {_LOGPROBS_INCLUDE}
 
 
 # Fields accepted only with a value that asks for nothing: (harmless?, what to do instead).
@@ -65,11 +64,6 @@ REJECTED: dict[str, f.Rejection] = {
         f.null_or(),
         "Stored prompt templates are not available; send 'instructions' and 'input' inline.",
     ),
-    "include": (
-        _includes_ok,
-        "Only includes that need no stored or hosted data are accepted; "
-        "logprobs are not available.",
-    ),
     "context_management": (
         f.empty,
         "Server-side context compaction is not available; trim 'input' client-side.",
@@ -77,10 +71,6 @@ REJECTED: dict[str, f.Rejection] = {
     "moderation": (
         f.null_or(),
         "Moderation is not available on this gateway; leave 'moderation' out.",
-    ),
-    "top_logprobs": (
-        f.null_or(0),
-        "Logprobs are not available on this gateway; leave 'top_logprobs' out.",
     ),
     "truncation": (
         f.null_or("disabled"),
@@ -103,6 +93,7 @@ MAPPED = frozenset(
     {
         "model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "stream",
         "tools", "tool_choice", "parallel_tool_calls", "text", "response_format", "reasoning",
+        "include", "top_logprobs",
     }
 )  # fmt: skip
 ECHOED = frozenset({"metadata"})  # repeated in the envelope, not sent to the backend
@@ -132,6 +123,7 @@ class Echo:
     reasoning: dict[str, Any] = field(default_factory=lambda: {"effort": None, "summary": None})
     # The backend's name of each function inside a namespace tool -> (namespace, name).
     namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)
+    top_logprobs: int | None = None  # echoed only when the request gave it
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +150,7 @@ def parse(
     response_format, text_echo = _text_format(body)
     limits.schemas(tools, response_format, "text.format")
     sampling = _sampling(body)
+    logprobs = _logprobs(body)
     effort, reasoning_echo = _reasoning(body.get("reasoning"))
     _client_metadata(body.get("client_metadata"))
     stream = body.get("stream") is not None and f.boolean(body["stream"], "stream")
@@ -173,6 +166,7 @@ def parse(
         buffered=not stream,  # only the whole reply is used: the backend may send fewer chunks
         reasoning_effort=effort,
         **sampling,
+        **logprobs,
     )
     limits.image_urls(chat.messages, "input")
     echo = Echo(
@@ -187,6 +181,7 @@ def parse(
         top_p=sampling.get("top_p", 1.0),
         max_output_tokens=sampling.get("max_output_tokens"),
         parallel_tool_calls=sampling.get("parallel_tool_calls", True),
+        top_logprobs=None if body.get("top_logprobs") is None else chat.top_logprobs,
         reasoning=reasoning_echo,
         namespaced=namespaced,
     )
@@ -209,6 +204,30 @@ def _sampling(body: Mapping[str, Any]) -> dict[str, Any]:
 
 def _max_tool_calls(value: object) -> int | None:
     return None if value is None else f.integer(value, "max_tool_calls", 0)
+
+
+def _logprobs(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Logprobs are on with include ["message.output_text.logprobs"] or top_logprobs > 0;
+    as ChatRequest keyword arguments (none when off)."""
+    top = top_logprobs(body.get("top_logprobs"))
+    wanted = _include(body.get("include")) or top > 0
+    return {"logprobs": True, "top_logprobs": top} if wanted else {}
+
+
+def _include(value: object) -> bool:
+    """Whether `include` asks for logprobs. Includes of reasoning, hosted tools or stored
+    input ask for nothing that exists here: accepted."""
+    if value is None:
+        return False
+    items = f.array(value, "include")
+    for item in items:
+        if not isinstance(item, str) or item not in _INCLUDES:
+            raise f.unsupported(
+                "include",
+                f"'include' is not supported with {item!r}: only logprobs and includes that "
+                "need no stored or hosted data are accepted.",
+            )
+    return _LOGPROBS_INCLUDE in items
 
 
 def _reasoning(value: object) -> tuple[pb.ReasoningEffort.ValueType, dict[str, Any]]:

@@ -152,7 +152,7 @@ def test_list_models() -> None:
     models = b.list_models().models
     assert [m.id for m in models] == [
         "stub-echo", "stub-fail-before", "stub-fail-mid", "stub-slow", "stub-fail-once", "stub-rate-limited",
-        "stub-think", "stub-args",
+        "stub-think", "stub-args", "stub-fail-first-attempt",
     ]  # fmt: skip
     assert {(m.owned_by, m.created) for m in models} == {("runinfra", b.CREATED)}
 

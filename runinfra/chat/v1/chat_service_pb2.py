@@ -24,55 +24,63 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#runinfra/chat/v1/chat_service.proto\x12\x10runinfra.chat.v1\"\xf9\x03\n\x0b\x43hatRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12+\n\x08messages\x18\x02 \x03(\x0b\x32\x19.runinfra.chat.v1.Message\x12\x18\n\x0btemperature\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x1e\n\x11max_output_tokens\x18\x05 \x01(\x05H\x02\x88\x01\x01\x12\x39\n\x0fresponse_format\x18\x06 \x01(\x0b\x32 .runinfra.chat.v1.ResponseFormat\x12%\n\x05tools\x18\x07 \x03(\x0b\x32\x16.runinfra.chat.v1.Tool\x12\x31\n\x0btool_choice\x18\x08 \x01(\x0b\x32\x1c.runinfra.chat.v1.ToolChoice\x12 \n\x13parallel_tool_calls\x18\t \x01(\x08H\x03\x88\x01\x01\x12\x12\n\nrequest_id\x18\n \x01(\t\x12\x10\n\x08\x62uffered\x18\x0b \x01(\x08\x12;\n\x10reasoning_effort\x18\x0c \x01(\x0e\x32!.runinfra.chat.v1.ReasoningEffortB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x14\n\x12_max_output_tokensB\x16\n\x14_parallel_tool_calls\"\xa5\x01\n\x07Message\x12$\n\x04role\x18\x01 \x01(\x0e\x32\x16.runinfra.chat.v1.Role\x12.\n\x07\x63ontent\x18\x02 \x03(\x0b\x32\x1d.runinfra.chat.v1.ContentPart\x12.\n\ntool_calls\x18\x03 \x03(\x0b\x32\x1a.runinfra.chat.v1.ToolCall\x12\x14\n\x0ctool_call_id\x18\x04 \x01(\t\"b\n\x0b\x43ontentPart\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12(\n\x05image\x18\x02 \x01(\x0b\x32\x17.runinfra.chat.v1.ImageH\x00\x12\x11\n\x07refusal\x18\x03 \x01(\tH\x00\x42\x06\n\x04part\"C\n\x05Image\x12\x0b\n\x03url\x18\x01 \x01(\t\x12-\n\x06\x64\x65tail\x18\x02 \x01(\x0e\x32\x1d.runinfra.chat.v1.ImageDetail\"7\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\targuments\x18\x03 \x01(\t\"M\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\nparameters\x18\x03 \x01(\t\x12\x0e\n\x06strict\x18\x04 \x01(\x08\"s\n\nToolChoice\x12.\n\x04mode\x18\x01 \x01(\x0e\x32 .runinfra.chat.v1.ToolChoiceMode\x12\x15\n\rfunction_name\x18\x02 \x01(\t\x12\x1e\n\x16\x61llowed_function_names\x18\x03 \x03(\t\"w\n\x0eResponseFormat\x12\x32\n\x04type\x18\x01 \x01(\x0e\x32$.runinfra.chat.v1.ResponseFormatType\x12\x31\n\x0bjson_schema\x18\x02 \x01(\x0b\x32\x1c.runinfra.chat.v1.JsonSchema\"O\n\nJsonSchema\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0e\n\x06schema\x18\x03 \x01(\t\x12\x0e\n\x06strict\x18\x04 \x01(\x08\"\xc5\x01\n\tChatChunk\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x33\n\ntool_calls\x18\x02 \x03(\x0b\x32\x1f.runinfra.chat.v1.ToolCallDelta\x12\x35\n\rfinish_reason\x18\x03 \x01(\x0e\x32\x1e.runinfra.chat.v1.FinishReason\x12&\n\x05usage\x18\x04 \x01(\x0b\x32\x17.runinfra.chat.v1.Usage\x12\x16\n\x0ereasoning_text\x18\x05 \x01(\t\"K\n\rToolCallDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\targuments\x18\x04 \x01(\t\"k\n\x05Usage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x05\x12\x15\n\routput_tokens\x18\x02 \x01(\x05\x12\x1b\n\x13\x63\x61\x63hed_input_tokens\x18\x03 \x01(\x05\x12\x18\n\x10reasoning_tokens\x18\x04 \x01(\x05\"\x13\n\x11ListModelsRequest\"=\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.runinfra.chat.v1.Model\"6\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x03\x12\x10\n\x08owned_by\x18\x03 \x01(\t*\xa3\x01\n\x0fReasoningEffort\x12 \n\x1cREASONING_EFFORT_UNSPECIFIED\x10\x00\x12\x1c\n\x18REASONING_EFFORT_MINIMAL\x10\x01\x12\x18\n\x14REASONING_EFFORT_LOW\x10\x02\x12\x1b\n\x17REASONING_EFFORT_MEDIUM\x10\x03\x12\x19\n\x15REASONING_EFFORT_HIGH\x10\x04*s\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\x12\n\x0eROLE_DEVELOPER\x10\x02\x12\r\n\tROLE_USER\x10\x03\x12\x12\n\x0eROLE_ASSISTANT\x10\x04\x12\r\n\tROLE_TOOL\x10\x05*o\n\x0bImageDetail\x12\x1c\n\x18IMAGE_DETAIL_UNSPECIFIED\x10\x00\x12\x15\n\x11IMAGE_DETAIL_AUTO\x10\x01\x12\x14\n\x10IMAGE_DETAIL_LOW\x10\x02\x12\x15\n\x11IMAGE_DETAIL_HIGH\x10\x03*\xa6\x01\n\x0eToolChoiceMode\x12 \n\x1cTOOL_CHOICE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15TOOL_CHOICE_MODE_AUTO\x10\x01\x12\x19\n\x15TOOL_CHOICE_MODE_NONE\x10\x02\x12\x1d\n\x19TOOL_CHOICE_MODE_REQUIRED\x10\x03\x12\x1d\n\x19TOOL_CHOICE_MODE_FUNCTION\x10\x04*\xa5\x01\n\x12ResponseFormatType\x12$\n RESPONSE_FORMAT_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19RESPONSE_FORMAT_TYPE_TEXT\x10\x01\x12$\n RESPONSE_FORMAT_TYPE_JSON_OBJECT\x10\x02\x12$\n RESPONSE_FORMAT_TYPE_JSON_SCHEMA\x10\x03*\x9f\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1c\n\x18\x46INISH_REASON_TOOL_CALLS\x10\x03\x12 \n\x1c\x46INISH_REASON_CONTENT_FILTER\x10\x04\x32\xac\x01\n\x0b\x43hatService\x12\x44\n\x04\x43hat\x12\x1d.runinfra.chat.v1.ChatRequest\x1a\x1b.runinfra.chat.v1.ChatChunk0\x01\x12W\n\nListModels\x12#.runinfra.chat.v1.ListModelsRequest\x1a$.runinfra.chat.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#runinfra/chat/v1/chat_service.proto\x12\x10runinfra.chat.v1\"\xa9\x06\n\x0b\x43hatRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12+\n\x08messages\x18\x02 \x03(\x0b\x32\x19.runinfra.chat.v1.Message\x12\x18\n\x0btemperature\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x1e\n\x11max_output_tokens\x18\x05 \x01(\x05H\x02\x88\x01\x01\x12\x39\n\x0fresponse_format\x18\x06 \x01(\x0b\x32 .runinfra.chat.v1.ResponseFormat\x12%\n\x05tools\x18\x07 \x03(\x0b\x32\x16.runinfra.chat.v1.Tool\x12\x31\n\x0btool_choice\x18\x08 \x01(\x0b\x32\x1c.runinfra.chat.v1.ToolChoice\x12 \n\x13parallel_tool_calls\x18\t \x01(\x08H\x03\x88\x01\x01\x12\x12\n\nrequest_id\x18\n \x01(\t\x12\x10\n\x08\x62uffered\x18\x0b \x01(\x08\x12;\n\x10reasoning_effort\x18\x0c \x01(\x0e\x32!.runinfra.chat.v1.ReasoningEffort\x12\x0c\n\x04stop\x18\r \x03(\t\x12\x11\n\x04seed\x18\x0e \x01(\x03H\x04\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\x0f \x01(\x01H\x05\x88\x01\x01\x12\x1d\n\x10presence_penalty\x18\x10 \x01(\x01H\x06\x88\x01\x01\x12@\n\nlogit_bias\x18\x11 \x03(\x0b\x32,.runinfra.chat.v1.ChatRequest.LogitBiasEntry\x12\x10\n\x08logprobs\x18\x12 \x01(\x08\x12\x14\n\x0ctop_logprobs\x18\x13 \x01(\x05\x1a\x30\n\x0eLogitBiasEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x14\n\x12_max_output_tokensB\x16\n\x14_parallel_tool_callsB\x07\n\x05_seedB\x14\n\x12_frequency_penaltyB\x13\n\x11_presence_penalty\"\xa5\x01\n\x07Message\x12$\n\x04role\x18\x01 \x01(\x0e\x32\x16.runinfra.chat.v1.Role\x12.\n\x07\x63ontent\x18\x02 \x03(\x0b\x32\x1d.runinfra.chat.v1.ContentPart\x12.\n\ntool_calls\x18\x03 \x03(\x0b\x32\x1a.runinfra.chat.v1.ToolCall\x12\x14\n\x0ctool_call_id\x18\x04 \x01(\t\"b\n\x0b\x43ontentPart\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12(\n\x05image\x18\x02 \x01(\x0b\x32\x17.runinfra.chat.v1.ImageH\x00\x12\x11\n\x07refusal\x18\x03 \x01(\tH\x00\x42\x06\n\x04part\"C\n\x05Image\x12\x0b\n\x03url\x18\x01 \x01(\t\x12-\n\x06\x64\x65tail\x18\x02 \x01(\x0e\x32\x1d.runinfra.chat.v1.ImageDetail\"7\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\targuments\x18\x03 \x01(\t\"M\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\nparameters\x18\x03 \x01(\t\x12\x0e\n\x06strict\x18\x04 \x01(\x08\"s\n\nToolChoice\x12.\n\x04mode\x18\x01 \x01(\x0e\x32 .runinfra.chat.v1.ToolChoiceMode\x12\x15\n\rfunction_name\x18\x02 \x01(\t\x12\x1e\n\x16\x61llowed_function_names\x18\x03 \x03(\t\"w\n\x0eResponseFormat\x12\x32\n\x04type\x18\x01 \x01(\x0e\x32$.runinfra.chat.v1.ResponseFormatType\x12\x31\n\x0bjson_schema\x18\x02 \x01(\x0b\x32\x1c.runinfra.chat.v1.JsonSchema\"O\n\nJsonSchema\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0e\n\x06schema\x18\x03 \x01(\t\x12\x0e\n\x06strict\x18\x04 \x01(\x08\"\xf7\x01\n\tChatChunk\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x33\n\ntool_calls\x18\x02 \x03(\x0b\x32\x1f.runinfra.chat.v1.ToolCallDelta\x12\x35\n\rfinish_reason\x18\x03 \x01(\x0e\x32\x1e.runinfra.chat.v1.FinishReason\x12&\n\x05usage\x18\x04 \x01(\x0b\x32\x17.runinfra.chat.v1.Usage\x12\x16\n\x0ereasoning_text\x18\x05 \x01(\t\x12\x30\n\x08logprobs\x18\x06 \x03(\x0b\x32\x1e.runinfra.chat.v1.TokenLogprob\"\x80\x01\n\x0cTokenLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x01\x12\x12\n\x05\x62ytes\x18\x03 \x01(\x0cH\x00\x88\x01\x01\x12\x32\n\x0ctop_logprobs\x18\x04 \x03(\x0b\x32\x1c.runinfra.chat.v1.TopLogprobB\x08\n\x06_bytes\"J\n\nTopLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x01\x12\x12\n\x05\x62ytes\x18\x03 \x01(\x0cH\x00\x88\x01\x01\x42\x08\n\x06_bytes\"K\n\rToolCallDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\targuments\x18\x04 \x01(\t\"k\n\x05Usage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x05\x12\x15\n\routput_tokens\x18\x02 \x01(\x05\x12\x1b\n\x13\x63\x61\x63hed_input_tokens\x18\x03 \x01(\x05\x12\x18\n\x10reasoning_tokens\x18\x04 \x01(\x05\"\x13\n\x11ListModelsRequest\"=\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.runinfra.chat.v1.Model\"6\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x03\x12\x10\n\x08owned_by\x18\x03 \x01(\t*\xa3\x01\n\x0fReasoningEffort\x12 \n\x1cREASONING_EFFORT_UNSPECIFIED\x10\x00\x12\x1c\n\x18REASONING_EFFORT_MINIMAL\x10\x01\x12\x18\n\x14REASONING_EFFORT_LOW\x10\x02\x12\x1b\n\x17REASONING_EFFORT_MEDIUM\x10\x03\x12\x19\n\x15REASONING_EFFORT_HIGH\x10\x04*s\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\x12\n\x0eROLE_DEVELOPER\x10\x02\x12\r\n\tROLE_USER\x10\x03\x12\x12\n\x0eROLE_ASSISTANT\x10\x04\x12\r\n\tROLE_TOOL\x10\x05*o\n\x0bImageDetail\x12\x1c\n\x18IMAGE_DETAIL_UNSPECIFIED\x10\x00\x12\x15\n\x11IMAGE_DETAIL_AUTO\x10\x01\x12\x14\n\x10IMAGE_DETAIL_LOW\x10\x02\x12\x15\n\x11IMAGE_DETAIL_HIGH\x10\x03*\xa6\x01\n\x0eToolChoiceMode\x12 \n\x1cTOOL_CHOICE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15TOOL_CHOICE_MODE_AUTO\x10\x01\x12\x19\n\x15TOOL_CHOICE_MODE_NONE\x10\x02\x12\x1d\n\x19TOOL_CHOICE_MODE_REQUIRED\x10\x03\x12\x1d\n\x19TOOL_CHOICE_MODE_FUNCTION\x10\x04*\xa5\x01\n\x12ResponseFormatType\x12$\n RESPONSE_FORMAT_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19RESPONSE_FORMAT_TYPE_TEXT\x10\x01\x12$\n RESPONSE_FORMAT_TYPE_JSON_OBJECT\x10\x02\x12$\n RESPONSE_FORMAT_TYPE_JSON_SCHEMA\x10\x03*\x9f\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1c\n\x18\x46INISH_REASON_TOOL_CALLS\x10\x03\x12 \n\x1c\x46INISH_REASON_CONTENT_FILTER\x10\x04\x32\xac\x01\n\x0b\x43hatService\x12\x44\n\x04\x43hat\x12\x1d.runinfra.chat.v1.ChatRequest\x1a\x1b.runinfra.chat.v1.ChatChunk0\x01\x12W\n\nListModels\x12#.runinfra.chat.v1.ListModelsRequest\x1a$.runinfra.chat.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'runinfra.chat.v1.chat_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REASONINGEFFORT']._serialized_start=1884
-  _globals['_REASONINGEFFORT']._serialized_end=2047
-  _globals['_ROLE']._serialized_start=2049
-  _globals['_ROLE']._serialized_end=2164
-  _globals['_IMAGEDETAIL']._serialized_start=2166
-  _globals['_IMAGEDETAIL']._serialized_end=2277
-  _globals['_TOOLCHOICEMODE']._serialized_start=2280
-  _globals['_TOOLCHOICEMODE']._serialized_end=2446
-  _globals['_RESPONSEFORMATTYPE']._serialized_start=2449
-  _globals['_RESPONSEFORMATTYPE']._serialized_end=2614
-  _globals['_FINISHREASON']._serialized_start=2617
-  _globals['_FINISHREASON']._serialized_end=2776
+  _globals['_CHATREQUEST_LOGITBIASENTRY']._loaded_options = None
+  _globals['_CHATREQUEST_LOGITBIASENTRY']._serialized_options = b'8\001'
+  _globals['_REASONINGEFFORT']._serialized_start=2445
+  _globals['_REASONINGEFFORT']._serialized_end=2608
+  _globals['_ROLE']._serialized_start=2610
+  _globals['_ROLE']._serialized_end=2725
+  _globals['_IMAGEDETAIL']._serialized_start=2727
+  _globals['_IMAGEDETAIL']._serialized_end=2838
+  _globals['_TOOLCHOICEMODE']._serialized_start=2841
+  _globals['_TOOLCHOICEMODE']._serialized_end=3007
+  _globals['_RESPONSEFORMATTYPE']._serialized_start=3010
+  _globals['_RESPONSEFORMATTYPE']._serialized_end=3175
+  _globals['_FINISHREASON']._serialized_start=3178
+  _globals['_FINISHREASON']._serialized_end=3337
   _globals['_CHATREQUEST']._serialized_start=58
-  _globals['_CHATREQUEST']._serialized_end=563
-  _globals['_MESSAGE']._serialized_start=566
-  _globals['_MESSAGE']._serialized_end=731
-  _globals['_CONTENTPART']._serialized_start=733
-  _globals['_CONTENTPART']._serialized_end=831
-  _globals['_IMAGE']._serialized_start=833
-  _globals['_IMAGE']._serialized_end=900
-  _globals['_TOOLCALL']._serialized_start=902
-  _globals['_TOOLCALL']._serialized_end=957
-  _globals['_TOOL']._serialized_start=959
-  _globals['_TOOL']._serialized_end=1036
-  _globals['_TOOLCHOICE']._serialized_start=1038
-  _globals['_TOOLCHOICE']._serialized_end=1153
-  _globals['_RESPONSEFORMAT']._serialized_start=1155
-  _globals['_RESPONSEFORMAT']._serialized_end=1274
-  _globals['_JSONSCHEMA']._serialized_start=1276
-  _globals['_JSONSCHEMA']._serialized_end=1355
-  _globals['_CHATCHUNK']._serialized_start=1358
-  _globals['_CHATCHUNK']._serialized_end=1555
-  _globals['_TOOLCALLDELTA']._serialized_start=1557
-  _globals['_TOOLCALLDELTA']._serialized_end=1632
-  _globals['_USAGE']._serialized_start=1634
-  _globals['_USAGE']._serialized_end=1741
-  _globals['_LISTMODELSREQUEST']._serialized_start=1743
-  _globals['_LISTMODELSREQUEST']._serialized_end=1762
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1764
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1825
-  _globals['_MODEL']._serialized_start=1827
-  _globals['_MODEL']._serialized_end=1881
-  _globals['_CHATSERVICE']._serialized_start=2779
-  _globals['_CHATSERVICE']._serialized_end=2951
+  _globals['_CHATREQUEST']._serialized_end=867
+  _globals['_CHATREQUEST_LOGITBIASENTRY']._serialized_start=695
+  _globals['_CHATREQUEST_LOGITBIASENTRY']._serialized_end=743
+  _globals['_MESSAGE']._serialized_start=870
+  _globals['_MESSAGE']._serialized_end=1035
+  _globals['_CONTENTPART']._serialized_start=1037
+  _globals['_CONTENTPART']._serialized_end=1135
+  _globals['_IMAGE']._serialized_start=1137
+  _globals['_IMAGE']._serialized_end=1204
+  _globals['_TOOLCALL']._serialized_start=1206
+  _globals['_TOOLCALL']._serialized_end=1261
+  _globals['_TOOL']._serialized_start=1263
+  _globals['_TOOL']._serialized_end=1340
+  _globals['_TOOLCHOICE']._serialized_start=1342
+  _globals['_TOOLCHOICE']._serialized_end=1457
+  _globals['_RESPONSEFORMAT']._serialized_start=1459
+  _globals['_RESPONSEFORMAT']._serialized_end=1578
+  _globals['_JSONSCHEMA']._serialized_start=1580
+  _globals['_JSONSCHEMA']._serialized_end=1659
+  _globals['_CHATCHUNK']._serialized_start=1662
+  _globals['_CHATCHUNK']._serialized_end=1909
+  _globals['_TOKENLOGPROB']._serialized_start=1912
+  _globals['_TOKENLOGPROB']._serialized_end=2040
+  _globals['_TOPLOGPROB']._serialized_start=2042
+  _globals['_TOPLOGPROB']._serialized_end=2116
+  _globals['_TOOLCALLDELTA']._serialized_start=2118
+  _globals['_TOOLCALLDELTA']._serialized_end=2193
+  _globals['_USAGE']._serialized_start=2195
+  _globals['_USAGE']._serialized_end=2302
+  _globals['_LISTMODELSREQUEST']._serialized_start=2304
+  _globals['_LISTMODELSREQUEST']._serialized_end=2323
+  _globals['_LISTMODELSRESPONSE']._serialized_start=2325
+  _globals['_LISTMODELSRESPONSE']._serialized_end=2386
+  _globals['_MODEL']._serialized_start=2388
+  _globals['_MODEL']._serialized_end=2442
+  _globals['_CHATSERVICE']._serialized_start=3340
+  _globals['_CHATSERVICE']._serialized_end=3512
 # @@protoc_insertion_point(module_scope)
