@@ -28,13 +28,14 @@ log = logging.getLogger("gateway")
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
-# X-Client-Request-Id as OpenAI takes it: printable ASCII, at most 512 characters.
-_CLIENT_ID = re.compile(r"^[\x20-\x7e]{0,512}$")
+# X-Client-Request-Id as OpenAI takes it: ASCII (what HTTP allows of it in a header value),
+# at most 512 characters.
+_CLIENT_ID = re.compile(r"[\t\x20-\x7e]{0,512}")
 
 
 def _bad_client_id() -> GatewayError:
     return InvalidRequest(
-        "X-Client-Request-Id must be at most 512 printable ASCII characters.",
+        "X-Client-Request-Id must be at most 512 ASCII characters.",
         param="X-Client-Request-Id",
         code="invalid_value",
     )
@@ -89,7 +90,7 @@ class Edge:
         state["request_id"] = new_id("req")
         state["started"] = started = time.monotonic()
         client_id = _header(scope, b"x-client-request-id")
-        bad_client_id = client_id is not None and not _CLIENT_ID.match(client_id)
+        bad_client_id = client_id is not None and not _CLIENT_ID.fullmatch(client_id)
         if bad_client_id:
             client_id = None  # neither echoed nor logged
         status, status_sent = 500, False
