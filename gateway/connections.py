@@ -25,11 +25,11 @@ class HeaderDeadlineH11(H11Protocol):
         self._arm()
 
     def data_received(self, data: bytes) -> None:
-        if self.conn.their_state is h11.IDLE:
-            self._arm()  # a following request on a kept-alive connection has begun
         super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:
-            self._disarm()  # the headers are in
+        if self.conn.their_state is h11.IDLE:
+            self._arm()  # a request has begun and its headers are not all in
+        else:
+            self._disarm()  # they are (a request that arrives whole never sets a timer)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
