@@ -9,13 +9,17 @@ process, which sends back the translated request (a ChatRequest pickles as its w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import importlib
 import multiprocessing
+import os
+import tempfile
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any, TypeVar
 
 from gateway.errors import GatewayError, internal_error
@@ -33,18 +37,31 @@ def _run(translate: Translate[T], raw: bytes | bytearray, default_model: str, li
 
 
 def _run_in_child(
-    translate: Translate[T], raw: bytes | bytearray, default_model: str, limits: Limits
+    translate: Translate[T], path: str, default_model: str, limits: Limits
 ) -> tuple[T | None, dict[str, Any] | None]:
-    """In the worker: the translation, or the error's fields (exceptions with keyword
-    arguments do not survive pickling)."""
+    """In the worker: the translation of the body in file `path` (removed once read), or the
+    error's fields (exceptions with keyword arguments do not survive pickling)."""
     gc.disable()  # millions of small containers: no collector passes over them meanwhile
     try:
+        raw = Path(path).read_bytes()
+        os.unlink(path)
         return _run(translate, raw, default_model, limits), None
     except GatewayError as exc:
         error = {"status": exc.status, "param": exc.param, "code": exc.code, "type": exc.type}
         return None, {"message": exc.message, **error}
     finally:
         gc.enable()
+
+
+_SPILL_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None  # memory, where there is one
+
+
+def _spill(raw: bytes | bytearray) -> str:
+    """`raw` in a new private file; its path."""
+    fd, path = tempfile.mkstemp(prefix="gateway-body-", dir=_SPILL_DIR)
+    with os.fdopen(fd, "wb") as file:
+        file.write(raw)
+    return path
 
 
 def _ready() -> None:
@@ -78,12 +95,18 @@ class Parser:
         if len(raw) <= self.inline_bytes:
             return _run(translate, raw, default_model, limits)
         loop = asyncio.get_running_loop()
-        call = functools.partial(_run_in_child, translate, raw, default_model, limits)
+        # The body goes by file, written on a thread: the write releases the GIL, where
+        # pickling it into the worker's pipe would hold it for a copy of the whole body.
+        path = await loop.run_in_executor(None, _spill, raw)
+        call = functools.partial(_run_in_child, translate, path, default_model, limits)
         try:
             result, error = await loop.run_in_executor(self._executor(), call)
         except BrokenProcessPool:
             self.close()  # a worker died (e.g. out of memory): the next body starts a new one
             raise internal_error() from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)  # when the worker did not get to it
         if error is not None:
             raise GatewayError(**error)
         assert result is not None

@@ -4,12 +4,13 @@ clear 400 naming the param (or is served, when within the limits), and `/healthz
 answering in under 100 ms meanwhile.
 
 The machine the tests run on is shared: a probe can wait for a CPU for reasons of its own.
-So a body gets up to three runs, and one run whose slowest probe is under 100 ms passes it;
-a loop that stalls while the body is processed (0.2 to 10 s before these fixes) fails all
-three."""
+So a body gets up to five runs, a second apart, and one run whose slowest probe is under
+100 ms passes it; a loop that stalls while the body is processed (0.2 to 10 s before these
+fixes) fails them all."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -94,7 +95,8 @@ def test_healthz_answers_while_the_worst_body_is_processed(
     body = make()
     assert len(body) <= LIMIT
     worst: list[float] = []
-    for _ in range(3):
+    for attempt in range(5):
+        time.sleep(attempt and 1.0)
         with HealthProbe(gateway.port) as probe:
             answer = httpx.post(
                 gateway.url + path,
