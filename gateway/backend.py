@@ -7,7 +7,7 @@ import json
 import logging
 import random
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -113,6 +113,11 @@ class ChatBackend:
             ],
         )
         self._stub = pb_grpc.ChatServiceStub(self._channel)
+        # The same method, sending a ChatRequest already serialized (no serializer: bytes).
+        self._chat_wire: grpc.aio.UnaryStreamMultiCallable[bytes, pb.ChatChunk]
+        self._chat_wire = self._channel.unary_stream(
+            f"/{SERVICE_NAME}/Chat", response_deserializer=pb.ChatChunk.FromString
+        )
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._retries = retries
 
@@ -126,14 +131,26 @@ class ChatBackend:
         metadata: Sequence[tuple[str, str]] = (),
         timeout: float | None = None,
         observer: CallObserver | None = None,
+        wire: bytes | None = None,
     ) -> AsyncIterator[pb.ChatChunk]:
         """Stream the reply; gRPC errors become BackendError; closing the iterator cancels.
 
         A call that fails UNAVAILABLE before its first chunk is retried (bounded, with
         jittered backoff); once a chunk has been yielded, never: the client has seen it.
         """
+        # `wire`: `request`'s fields already serialized by the caller (`request` then holds the
+        # fields the gateway reads); its request id is appended (the last value read wins).
+        payload = (
+            wire + pb.ChatRequest(request_id=request.request_id).SerializeToString()
+            if wire
+            else None
+        )
         for attempt in range(self._retries + 1):
-            call = self._stub.Chat(request, timeout=timeout, metadata=tuple(metadata))
+            call: grpc.aio.UnaryStreamCall[Any, pb.ChatChunk]
+            if payload is None:
+                call = self._stub.Chat(request, timeout=timeout, metadata=tuple(metadata))
+            else:
+                call = self._chat_wire(payload, timeout=timeout, metadata=tuple(metadata))
             sent = False
             try:
                 async for chunk in call:

@@ -20,13 +20,22 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from gateway.errors import GatewayError, internal_error
 from gateway.http import decode
 from gateway.translate.limits import Limits
+from runinfra.chat.v1 import chat_service_pb2 as pb
 
-T = TypeVar("T")
+
+class Translated(Protocol):
+    """What the translators return: a ChatRequest and what else the endpoint needs."""
+
+    @property
+    def chat(self) -> pb.ChatRequest: ...
+
+
+T = TypeVar("T", bound=Translated)
 Translate = Callable[[Mapping[str, Any], str, Limits], T]
 
 INLINE_BYTES = 64 * 1024
@@ -38,14 +47,18 @@ def _run(translate: Translate[T], raw: bytes | bytearray, default_model: str, li
 
 def _run_in_child(
     translate: Translate[T], path: str, default_model: str, limits: Limits
-) -> tuple[T | None, dict[str, Any] | None]:
-    """In the worker: the translation of the body in file `path` (removed once read), or the
-    error's fields (exceptions with keyword arguments do not survive pickling)."""
+) -> tuple[tuple[T, bytes] | None, dict[str, Any] | None]:
+    """In the worker: the translation of the body in file `path` (removed once read), its
+    messages moved into the serialized ChatRequest (see Parser.parse); or the error's fields
+    (exceptions with keyword arguments do not survive pickling)."""
     gc.disable()  # millions of small containers: no collector passes over them meanwhile
     try:
         raw = Path(path).read_bytes()
         os.unlink(path)
-        return _run(translate, raw, default_model, limits), None
+        result = _run(translate, raw, default_model, limits)
+        wire = result.chat.SerializeToString()
+        result.chat.ClearField("messages")
+        return (result, wire), None
     except GatewayError as exc:
         error = {"status": exc.status, "param": exc.param, "code": exc.code, "type": exc.type}
         return None, {"message": exc.message, **error}
@@ -91,9 +104,13 @@ class Parser:
 
     async def parse(
         self, raw: bytes | bytearray, translate: Translate[T], default_model: str, limits: Limits
-    ) -> T:
+    ) -> tuple[T, bytes | None]:
+        """The translation, and for a large body its ChatRequest already serialized (its
+        `chat` then lacks the messages): encoding or decoding a 32 MiB ChatRequest holds the
+        GIL for tens of milliseconds, so the worker encodes it and the backend call sends
+        those bytes as they are (ChatBackend.chat `wire`)."""
         if len(raw) <= self.inline_bytes:
-            return _run(translate, raw, default_model, limits)
+            return _run(translate, raw, default_model, limits), None
         loop = asyncio.get_running_loop()
         # The body goes by file, written on a thread: the write releases the GIL, where
         # pickling it into the worker's pipe would hold it for a copy of the whole body.

@@ -20,7 +20,7 @@ from gateway.http import JSONResponse, read_body
 from gateway.idempotency import Stored, run_once, scoped_key
 from gateway.ids import new_id
 from gateway.metrics import CallMetrics
-from gateway.parsing import Parser, Translate
+from gateway.parsing import Parser, Translate, Translated
 from gateway.streaming import CancelledOnDisconnect, EventStream
 from gateway.translate import chat_in, models_out, responses_in
 from gateway.translate.builder import StreamBuilder
@@ -38,7 +38,7 @@ _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 _FORWARDED = (("x-client-request-id", 512), ("idempotency-key", 255))
 _PRINTABLE = re.compile(r"[\x20-\x7e]+")
 C = TypeVar("C")  # what a reply stream yields: a ChatChunk, or (choice index, ChatChunk)
-T = TypeVar("T")
+T = TypeVar("T", bound=Translated)
 
 
 def valid_tracestate(value: str) -> bool:
@@ -48,12 +48,16 @@ def valid_tracestate(value: str) -> bool:
 
 async def _read(request: Request, translate: Translate[T]) -> tuple[bytearray, T]:
     """The raw body (within the body deadline), then the in-flight slot, then the
-    translated request (in a worker process when the body is large)."""
+    translated request (in a worker process when the body is large: its ChatRequest then
+    comes serialized, kept in `request.state.wire` for the backend calls)."""
     settings: Settings = request.app.state.settings
     raw = await read_body(request, settings.max_body_bytes, settings.body_timeout)
     request.state.slot.take()
     parser: Parser = request.app.state.parser
-    return raw, await parser.parse(raw, translate, settings.default_model, settings.limits)
+    parsed, request.state.wire = await parser.parse(
+        raw, translate, settings.default_model, settings.limits
+    )
+    return raw, parsed
 
 
 def _open_chunks(request: Request, chat: pb.ChatRequest, route: str) -> AsyncIterator[pb.ChatChunk]:
@@ -76,7 +80,11 @@ def _open_chunks(request: Request, chat: pb.ChatRequest, route: str) -> AsyncIte
             metadata.append(("tracestate", tracestate))
     observer = CallMetrics(request.app.state.metrics, route, request.state.started)
     return backend.chat(
-        chat, metadata=metadata, timeout=settings.request_timeout, observer=observer
+        chat,
+        metadata=metadata,
+        timeout=settings.request_timeout,
+        observer=observer,
+        wire=request.state.wire,
     )
 
 
