@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from backend_stub import behaviour
+from runinfra import coalesce
 from runinfra.chat.v1 import chat_service_pb2 as pb
 from runinfra.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from runinfra.serving import Served, metadata_of, serve
@@ -102,9 +103,12 @@ class StubChatService(pb_grpc.ChatServiceServicer):
                 )
             # A buffered reply takes as long as its words would: one delay per word merged.
             delay = self._delay(model) * plan.usage.output_tokens / max(1, len(plan.chunks))
-            for chunk in _scripted_chunks(model, plan):
+            # max_hold_ms: the words made within one window go out together, when the last
+            # of them is made (coalesce.paced).
+            scripted = _scripted_chunks(model, plan)
+            for made, chunk in coalesce.paced(scripted, delay, coalesce.hold_seconds(request)):
                 if delay > 0:
-                    await asyncio.sleep(delay)
+                    await asyncio.sleep(delay * made)
                 yield chunk
                 sent += 1
             if model == behaviour.FAIL_MID:

@@ -89,6 +89,9 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument("--api-keys-file", default=base.api_keys_file)
     p.add_argument("--idempotency-redis-url", default=base.idempotency_redis_url)
     p.add_argument("--shutdown-grace", type=float, default=base.shutdown_grace)
+    p.add_argument(
+        "--max-hold-ms", type=int, default=base.max_hold_ms, help="coalescing under load (0: off)"
+    )
     p.add_argument("--stub-chunk-delay", type=float, default=base.stub_chunk_delay)
     p.add_argument("--workers", type=int, default=base.workers, help="processes serving the port")
     p.add_argument("--log-level", default=base.log_level, choices=logs.LEVELS)

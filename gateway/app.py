@@ -24,6 +24,7 @@ from gateway.config import Settings
 from gateway.errors import GatewayError, internal_error
 from gateway.http import error_response
 from gateway.idempotency import IdempotencyStore, MemoryStore, RedisStore
+from gateway.load import monitored
 from gateway.metrics import Metrics
 from gateway.middleware import Edge
 
@@ -100,6 +101,7 @@ def create_app(settings: Settings, embedded: EmbeddedBackend | None = None) -> S
             app.state.settings = settings
             app.state.backend = backend
             app.state.idempotency = store
+            app.state.load = await stack.enter_async_context(monitored(settings.max_hold_ms))
             tune_gc()
             yield
 

@@ -38,6 +38,7 @@ def _open_chunks(request: Request, chat: pb.ChatRequest, route: str) -> AsyncIte
     settings: Settings = request.app.state.settings
     backend: ChatBackend = request.app.state.backend
     chat.request_id = request.state.request_id
+    chat.max_hold_ms = request.app.state.load.hint_ms()  # gateway.load: 0 unless under load
     metadata = [("x-request-id", chat.request_id)]
     traceparent = request.headers.get("traceparent", "").strip().lower()
     if _TRACEPARENT.match(traceparent):

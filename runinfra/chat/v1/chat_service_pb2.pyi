@@ -192,6 +192,7 @@ class ChatRequest(_message.Message):
     PARALLEL_TOOL_CALLS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     BUFFERED_FIELD_NUMBER: _builtins.int
+    MAX_HOLD_MS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """The model to run, as listed by ListModels."""
     temperature: _builtins.float
@@ -208,6 +209,13 @@ class ChatRequest(_message.Message):
     """The caller uses only the complete reply (its own client is not streaming):
     the backend may send it in fewer, larger chunks. Usage and the finish
     reason are the same either way.
+    """
+    max_hold_ms: _builtins.int
+    """The longest, in milliseconds, a backend may hold generated output before
+    sending it, so that pieces produced within that window travel as one
+    chunk (a caller under load asks for fewer, larger chunks). The first chunk
+    is never held. Text, tool-call arguments, usage and the finish reason are
+    the same either way. 0 (unset): send each piece as soon as it exists.
     """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___Message]:
@@ -239,10 +247,11 @@ class ChatRequest(_message.Message):
         parallel_tool_calls: _builtins.bool | None = ...,
         request_id: _builtins.str = ...,
         buffered: _builtins.bool = ...,
+        max_hold_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_output_tokens", b"_max_output_tokens", "_parallel_tool_calls", b"_parallel_tool_calls", "_temperature", b"_temperature", "_top_p", b"_top_p", "max_output_tokens", b"max_output_tokens", "parallel_tool_calls", b"parallel_tool_calls", "response_format", b"response_format", "temperature", b"temperature", "tool_choice", b"tool_choice", "top_p", b"top_p"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_output_tokens", b"_max_output_tokens", "_parallel_tool_calls", b"_parallel_tool_calls", "_temperature", b"_temperature", "_top_p", b"_top_p", "buffered", b"buffered", "max_output_tokens", b"max_output_tokens", "messages", b"messages", "model", b"model", "parallel_tool_calls", b"parallel_tool_calls", "request_id", b"request_id", "response_format", b"response_format", "temperature", b"temperature", "tool_choice", b"tool_choice", "tools", b"tools", "top_p", b"top_p"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_output_tokens", b"_max_output_tokens", "_parallel_tool_calls", b"_parallel_tool_calls", "_temperature", b"_temperature", "_top_p", b"_top_p", "buffered", b"buffered", "max_hold_ms", b"max_hold_ms", "max_output_tokens", b"max_output_tokens", "messages", b"messages", "model", b"model", "parallel_tool_calls", b"parallel_tool_calls", "request_id", b"request_id", "response_format", b"response_format", "temperature", b"temperature", "tool_choice", b"tool_choice", "tools", b"tools", "top_p", b"top_p"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_output_tokens: _TypeAlias = _typing.Literal["max_output_tokens"]  # noqa: Y015
     _WhichOneofArgType__max_output_tokens: _TypeAlias = _typing.Literal["_max_output_tokens", b"_max_output_tokens"]  # noqa: Y015

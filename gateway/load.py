@@ -1,0 +1,68 @@
+"""The gateway's load signal and the coalescing hint it sets from it.
+
+A periodic task measures event-loop lag: how much later than asked a short sleep wakes up. An
+idle or lightly loaded loop wakes on time; a loop that cannot keep up with its streams' chunks
+(every chunk is one gRPC message, the main cost of a stream) wakes late. The lag, smoothed
+over about half a second, sets `ChatRequest.max_hold_ms` for new calls: 0 below `LOW_MS`
+(a lone stream is served exactly as without coalescing), then proportional to the lag, up to
+the configured maximum. A call keeps the hint it started with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import AsyncIterator
+
+INTERVAL = 0.02  # seconds between samples: 50 wake-ups a second, nothing per request
+SMOOTHING = 0.5  # seconds: time constant of the moving average of the lag
+LOW_MS = 2.0  # smoothed lag below this: no coalescing
+GAIN = 8.0  # hint (ms) per ms of smoothed lag
+
+
+class LoadMonitor:
+    """Smoothed event-loop lag, and the hold window (ms) a backend may use under that load."""
+
+    def __init__(self, max_hold_ms: int) -> None:
+        self.max_hold_ms = max_hold_ms
+        self.lag_ms = 0.0
+        self._hint = 0
+
+    def sample(self, lag_ms: float, seconds: float = INTERVAL) -> None:
+        """Fold one lag measurement (taken `seconds` after the last) into the average."""
+        weight = 1.0 - math.exp(-seconds / SMOOTHING)
+        self.lag_ms += weight * (max(0.0, lag_ms) - self.lag_ms)
+        if self.lag_ms < LOW_MS or self.max_hold_ms <= 0:
+            self._hint = 0
+        else:
+            self._hint = min(self.max_hold_ms, math.ceil(self.lag_ms * GAIN))
+
+    def hint_ms(self) -> int:
+        """`ChatRequest.max_hold_ms` for a call starting now."""
+        return self._hint
+
+    async def run(self) -> None:
+        """Sample forever (until cancelled)."""
+        while True:
+            asked = time.monotonic()
+            await asyncio.sleep(INTERVAL)
+            slept = time.monotonic() - asked
+            self.sample(1000.0 * (slept - INTERVAL), slept)
+
+
+@contextlib.asynccontextmanager
+async def monitored(max_hold_ms: int) -> AsyncIterator[LoadMonitor]:
+    """A LoadMonitor sampling on the running loop for the life of the block (none when
+    coalescing is off: the hint stays 0)."""
+    monitor = LoadMonitor(max_hold_ms)
+    if max_hold_ms <= 0:
+        yield monitor
+        return
+    task = asyncio.ensure_future(monitor.run())
+    try:
+        yield monitor
+    finally:
+        task.cancel()
+        await asyncio.wait([task])
