@@ -70,15 +70,15 @@ class Processes:
         return self.python(cpu, "backend_stub", *argv, name=name)
 
     def http_server(
-        self, cpu: int, kind: str, port: int, backend: str, name: str
+        self, cpu: int, kind: str, port: int, backend: str, name: str, *extra: str
     ) -> subprocess.Popen[bytes]:
-        """The relay floor (bench.serve) or the gateway (python -m gateway), on the same
-        uvicorn settings, with per-request log lines off in both."""
+        """The relay floor (bench.serve) or the gateway (python -m gateway, `extra` its
+        further options), on the same uvicorn settings, with per-request log lines off."""
         argv = ("--port", str(port), "--backend", backend)
         if kind == "relay":
             return self.python(cpu, "bench.serve", *argv, name=name)
         quiet = ("--log-level", "warning", "--shutdown-grace", "1")
-        return self.python(cpu, "gateway", *argv, *quiet, name=name)
+        return self.python(cpu, "gateway", *argv, *quiet, *extra, name=name)
 
     def stop(self, proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
         if proc.poll() is None:

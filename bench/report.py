@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 TARGETS = ("stub", "relay", "gateway", "gateway chat")
@@ -289,8 +290,35 @@ See bench/README.md.
 """
 
 
+HELD_HEADING = "## Held streams at a real token rate"
+
+
+def splice_section(path: Path, heading: str, text: str) -> None:
+    """Put `text` (starting with the `## ` heading) in place of that section of the file at
+    `path`, or at its end; the rest of the file is kept."""
+    old = path.read_text() if path.exists() else ""
+    before, found, after = old.partition(heading)
+    rest = ""
+    if found and (nxt := after.find("\n## ")) >= 0:
+        rest = after[nxt + 1 :]
+    path.write_text(
+        before.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n" + (rest and "\n" + rest)
+    )
+
+
+def kept_section(path: Path, heading: str) -> str:
+    """The section `heading` of the file at `path` (to its end or the next `## `), or ""."""
+    old = path.read_text() if path.exists() else ""
+    _, found, after = old.partition(heading)
+    if not found:
+        return ""
+    nxt = after.find("\n## ")
+    return heading + (after if nxt < 0 else after[: nxt + 1])
+
+
 def write_results(res: Results, args: argparse.Namespace, elapsed: float) -> str:
     text = render(res, args, elapsed)
     if not args.quick:
-        args.out.write_text(text)
+        held = kept_section(args.out, HELD_HEADING)  # bench/held.py's own section stays
+        args.out.write_text(text + (f"\n{held.rstrip()}\n" if held else ""))
     return text
