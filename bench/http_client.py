@@ -231,6 +231,7 @@ async def paced(args: argparse.Namespace, req: bytes) -> dict[str, object]:
         "gap_p99_ms": percentile(gaps, 99),
         "gap_max_ms": max(gaps, default=0.0),
         "events": len(gaps),
+        "words_per_event": seen.words / max(1, len(gaps)),
         "ttfb_p50_ms": 1000 * percentile(seen.ttfbs, 50),
         "ttfb_p99_ms": 1000 * percentile(seen.ttfbs, 99),
         "server_rss_mib": rss / 1024,

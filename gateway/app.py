@@ -101,7 +101,9 @@ def create_app(settings: Settings, embedded: EmbeddedBackend | None = None) -> S
             app.state.settings = settings
             app.state.backend = backend
             app.state.idempotency = store
-            app.state.load = await stack.enter_async_context(monitored(settings.max_hold_ms))
+            app.state.load = await stack.enter_async_context(
+                monitored(settings.max_hold_ms, metrics.hold.set)
+            )
             tune_gc()
             yield
 

@@ -14,19 +14,20 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 INTERVAL = 0.02  # seconds between samples: 50 wake-ups a second, nothing per request
 SMOOTHING = 0.5  # seconds: time constant of the moving average of the lag
 LOW_MS = 2.0  # smoothed lag below this: no coalescing
-GAIN = 8.0  # hint (ms) per ms of smoothed lag
+GAIN = 20.0  # hint (ms) per ms of smoothed lag: the maximum (100 ms) from 5 ms on
 
 
 class LoadMonitor:
     """Smoothed event-loop lag, and the hold window (ms) a backend may use under that load."""
 
-    def __init__(self, max_hold_ms: int) -> None:
+    def __init__(self, max_hold_ms: int, on_change: Callable[[int], object]) -> None:
         self.max_hold_ms = max_hold_ms
+        self.on_change = on_change  # told each new hint (the gateway's metrics gauge)
         self.lag_ms = 0.0
         self._hint = 0
 
@@ -34,10 +35,12 @@ class LoadMonitor:
         """Fold one lag measurement (taken `seconds` after the last) into the average."""
         weight = 1.0 - math.exp(-seconds / SMOOTHING)
         self.lag_ms += weight * (max(0.0, lag_ms) - self.lag_ms)
-        if self.lag_ms < LOW_MS or self.max_hold_ms <= 0:
-            self._hint = 0
-        else:
-            self._hint = min(self.max_hold_ms, math.ceil(self.lag_ms * GAIN))
+        hint = 0
+        if self.lag_ms >= LOW_MS and self.max_hold_ms > 0:
+            hint = min(self.max_hold_ms, math.ceil(self.lag_ms * GAIN))
+        if hint != self._hint:
+            self._hint = hint
+            self.on_change(hint)
 
     def hint_ms(self) -> int:
         """`ChatRequest.max_hold_ms` for a call starting now."""
@@ -53,10 +56,12 @@ class LoadMonitor:
 
 
 @contextlib.asynccontextmanager
-async def monitored(max_hold_ms: int) -> AsyncIterator[LoadMonitor]:
+async def monitored(
+    max_hold_ms: int, on_change: Callable[[int], object]
+) -> AsyncIterator[LoadMonitor]:
     """A LoadMonitor sampling on the running loop for the life of the block (none when
     coalescing is off: the hint stays 0)."""
-    monitor = LoadMonitor(max_hold_ms)
+    monitor = LoadMonitor(max_hold_ms, on_change)
     if max_hold_ms <= 0:
         yield monitor
         return
