@@ -173,15 +173,19 @@ class Sweep:
         load = threading.Thread(target=self.run, args=("coalescing", n))
         load.start()
         time.sleep(self.args.warmup)
-        spy = ["py-spy", "record", "--pid", str(pid), "--duration", str(seconds)]
-        spy += ["--rate", "250", "--format", "raw", "--nonblocking", "--output", str(raw)]
+        beside = Path(sys.executable).parent / "py-spy"  # a virtualenv's, active or not
+        spy = [str(beside) if beside.exists() else "py-spy", "record", "--pid", str(pid)]
+        spy += ["--duration", str(seconds), "--rate", "250", "--format", "raw"]
+        spy += ["--nonblocking", "--output", str(raw)]
         try:
-            subprocess.run(
+            out = subprocess.run(
                 ["taskset", "-c", str(LOAD_CPU), *spy], capture_output=True, timeout=seconds + 30
             )
         finally:
             load.join()
         title = f"gateway (coalescing), {n} held streams, py-spy {seconds} s at 250 Hz"
+        if not raw.exists():
+            return f"### {title}\n\npy-spy failed: {out.stderr.decode()[-300:]}\n"
         return section(title, raw, 15)
 
 
