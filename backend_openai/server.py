@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 
 import grpc
@@ -36,9 +37,15 @@ def _log(event: str, **fields: object) -> None:
     logger.info(event, extra={"fields": fields})
 
 
+def upstream_request_id(request_id: str) -> str:
+    """The id sent upstream as X-Request-Id: a UUID made from ours (some servers, such as
+    llama-cpp-python's, take nothing else), logged beside ours so the two line up."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "runinfra:" + request_id))
+
+
 def upstream_headers(request_id: str, metadata: Mapping[str, str]) -> dict[str, str]:
     """X-Request-Id (so upstream logs line up with ours) and the trace context."""
-    headers = {"X-Request-Id": request_id} if request_id else {}
+    headers = {"X-Request-Id": upstream_request_id(request_id)} if request_id else {}
     headers.update({name: metadata[name] for name in FORWARDED_METADATA if name in metadata})
     return headers
 
@@ -48,12 +55,14 @@ def transport_error(exc: httpx.HTTPError) -> UpstreamError:
     maybe on another replica, can work); a read that timed out -> DEADLINE_EXCEEDED."""
     detail = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.ConnectTimeout):
-        return UpstreamError(grpc.StatusCode.UNAVAILABLE, f"upstream connect timed out: {detail}")
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamError(grpc.StatusCode.DEADLINE_EXCEEDED, f"upstream timed out: {detail}")
-    if isinstance(exc, httpx.TransportError):
-        return UpstreamError(grpc.StatusCode.UNAVAILABLE, f"upstream unreachable: {detail}")
-    return UpstreamError(grpc.StatusCode.INTERNAL, f"upstream request failed: {detail}")
+        code, message = grpc.StatusCode.UNAVAILABLE, "Connecting to the model server timed out."
+    elif isinstance(exc, httpx.TimeoutException):
+        code, message = grpc.StatusCode.DEADLINE_EXCEEDED, "The model server timed out."
+    elif isinstance(exc, httpx.TransportError):
+        code, message = grpc.StatusCode.UNAVAILABLE, "The model server is unreachable."
+    else:
+        code, message = grpc.StatusCode.INTERNAL, "The request to the model server failed."
+    return UpstreamError(code, message, f"{type(exc).__name__}: {detail}")
 
 
 def _json(content: bytes) -> object:
@@ -93,6 +102,7 @@ class OpenAIChatService(pb_grpc.ChatServiceServicer):
             return translate.models_response(_json(response.content))
         except UpstreamError as exc:
             status = exc.code.name.lower()
+            _log("upstream_error", request_id=metadata.get("x-request-id", ""), detail=exc.detail)
             await context.abort(exc.code, exc.message)
         finally:
             _log("list_models", status=status)
@@ -114,6 +124,7 @@ class OpenAIChatService(pb_grpc.ChatServiceServicer):
                     sent += 1
         except UpstreamError as exc:
             status = exc.code.name.lower()
+            _log("upstream_error", request_id=rid, status=status, detail=exc.detail)
             await context.abort(exc.code, exc.message)
         except (asyncio.CancelledError, GeneratorExit):
             status = "cancelled"
@@ -123,6 +134,7 @@ class OpenAIChatService(pb_grpc.ChatServiceServicer):
             _log(
                 "chat",
                 request_id=rid,
+                upstream_request_id=upstream_request_id(rid) if rid else "",
                 model=request.model,
                 status=status,
                 chunks=sent,

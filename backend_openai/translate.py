@@ -22,12 +22,15 @@ _MESSAGE_LIMIT = 1000  # characters of an upstream error message kept
 
 
 class UpstreamError(Exception):
-    """A failure to report to the gRPC caller as `code` with `message` as details."""
+    """A failure to report to the gRPC caller as `code` with `message` as details.
+    `detail`, the upstream's own words (which may name its files and hosts), is for
+    this backend's log only."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, detail: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.detail = detail or message
 
 
 def invalid(message: str) -> UpstreamError:
@@ -55,6 +58,13 @@ DETAILS: dict[int, str] = {
     pb.IMAGE_DETAIL_HIGH: "high",
 }
 _NO_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
+# ReasoningEffort -> the upstream's `reasoning_effort` (vLLM, SGLang, OpenAI).
+EFFORTS: dict[int, str] = {
+    pb.REASONING_EFFORT_MINIMAL: "minimal",
+    pb.REASONING_EFFORT_LOW: "low",
+    pb.REASONING_EFFORT_MEDIUM: "medium",
+    pb.REASONING_EFFORT_HIGH: "high",
+}
 
 
 def request_body(request: pb.ChatRequest) -> dict[str, Any]:
@@ -76,6 +86,8 @@ def request_body(request: pb.ChatRequest) -> dict[str, Any]:
         body["top_p"] = request.top_p
     if request.HasField("max_output_tokens"):
         body["max_tokens"] = request.max_output_tokens
+    if request.reasoning_effort in EFFORTS:
+        body["reasoning_effort"] = EFFORTS[request.reasoning_effort]
     if request.HasField("response_format"):
         fmt = _response_format(request.response_format)
         if fmt is not None:
@@ -93,19 +105,16 @@ def _message(message: pb.Message) -> dict[str, Any]:
     role = ROLES.get(message.role, "user")
     parts = [_part(p) for p in message.content if p.WhichOneof("part")]
     out: dict[str, Any] = {"role": role}
-    if role == "assistant":
-        out["content"] = _content(parts) if parts else None
-        if message.tool_calls:
-            out["tool_calls"] = [
-                {
-                    "id": c.id,
-                    "type": "function",
-                    "function": {"name": c.name, "arguments": c.arguments},
-                }
-                for c in message.tool_calls
-            ]
-    else:
-        out["content"] = _content(parts)
+    out["content"] = _content(parts)  # "" when a turn only calls tools: some servers reject null
+    if role == "assistant" and message.tool_calls:
+        out["tool_calls"] = [
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments},
+            }
+            for c in message.tool_calls
+        ]
     if role == "tool":
         out["tool_call_id"] = message.tool_call_id
     return out
@@ -258,13 +267,14 @@ class ChunkDecoder:
             for key in ("content", "refusal"):  # a streamed refusal is the reply's text
                 if isinstance(delta.get(key), str):
                     out.text += delta[key]
+            out.reasoning_text += _reasoning(delta)
             calls = delta.get("tool_calls")
             for call in calls if isinstance(calls, list) else ():
                 if isinstance(call, dict):
                     out.tool_calls.append(self._call(call))
             if choice.get("finish_reason") is not None:
                 self._reason = choice["finish_reason"]
-        return out if out.text or out.tool_calls else None
+        return out if out.text or out.tool_calls or out.reasoning_text else None
 
     def _call(self, call: Mapping[str, Any]) -> pb.ToolCallDelta:
         """Upstream indexes are renumbered from 0 in order of appearance. A server that
@@ -294,6 +304,15 @@ class ChunkDecoder:
         if self._usage is not None:
             chunk.usage.CopyFrom(self._usage)
         return chunk
+
+
+def _reasoning(delta: Mapping[str, Any]) -> str:
+    """Reasoning text: `reasoning_content` (vLLM, SGLang, llama.cpp, DeepSeek) or
+    `reasoning` (newer vLLM, Ollama's OpenAI API); one of them if a server sends both."""
+    for key in ("reasoning_content", "reasoning"):
+        if isinstance(delta.get(key), str) and delta[key]:
+            return str(delta[key])
+    return ""
 
 
 class StreamDecoder:
@@ -360,7 +379,8 @@ def stream_error(obj: Mapping[str, Any]) -> UpstreamError | None:
         status = status_code(code)
     else:
         status = grpc.StatusCode.INTERNAL
-    return UpstreamError(status, message_of(obj) or "upstream reported an error mid-stream")
+    detail = message_of(obj) or "upstream reported an error mid-stream"
+    return UpstreamError(status, "The model server reported an error mid-stream.", detail)
 
 
 # --- models ----------------------------------------------------------------------------
@@ -421,16 +441,26 @@ def status_code(http_status: int) -> grpc.StatusCode:
     return grpc.StatusCode.UNKNOWN
 
 
+# What callers are told of an upstream HTTP failure, by status (the upstream's own text,
+# which may name its files, goes to this backend's log only).
+_HTTP_MESSAGES = {
+    400: "The model server rejected the request.",
+    404: "The model server does not serve this model.",
+    429: "The model server is rate limiting requests; retry later.",
+}
+
+
 def http_error(http_status: int, reason: str, body: bytes) -> UpstreamError:
-    """A non-success reply: the upstream's own message when its body has one, else the
-    status line (raw bodies, e.g. a proxy's HTML page, are not passed on)."""
+    """A non-success reply: a clean message for the caller; the upstream's own message
+    when its body has one (else the status line) as the detail for the log."""
     try:
-        message = message_of(orjson.loads(body))
+        detail = message_of(orjson.loads(body))
     except orjson.JSONDecodeError:
-        message = ""
-    if not message:
-        message = f"upstream answered HTTP {http_status} {reason}".rstrip()
-    return UpstreamError(status_code(http_status), message)
+        detail = ""
+    if not detail:
+        detail = f"upstream answered HTTP {http_status} {reason}".rstrip()
+    message = _HTTP_MESSAGES.get(http_status, "The model server failed to answer.")
+    return UpstreamError(status_code(http_status), f"{message} (HTTP {http_status})", detail)
 
 
 def message_of(obj: object) -> str:

@@ -24,13 +24,21 @@ FAIL_MID = "stub-fail-mid"
 SLOW = "stub-slow"
 FAIL_ONCE = "stub-fail-once"  # UNAVAILABLE on the first call of each request id
 RATE_LIMITED = "stub-rate-limited"  # RESOURCE_EXHAUSTED before any chunk
-MODEL_IDS: tuple[str, ...] = (ECHO, FAIL_BEFORE, FAIL_MID, SLOW, FAIL_ONCE, RATE_LIMITED)
+THINK = "stub-think"  # reasoning text first ("Thinking about: ..."), then the usual reply
+ARGS = "stub-args"  # a called tool's top-level string arguments: the text after its name
+# UNAVAILABLE on every call of the first gateway request of each client request id
+FAIL_FIRST_ATTEMPT = "stub-fail-first-attempt"
+MODEL_IDS: tuple[str, ...] = (
+    ECHO, FAIL_BEFORE, FAIL_MID, SLOW, FAIL_ONCE, RATE_LIMITED, THINK, ARGS, FAIL_FIRST_ATTEMPT,
+)  # fmt: skip
+THINKING = "Thinking about: "
 FAIL_MID_AFTER = 2
 SLOW_DELAY = 0.05
 FAIL_BEFORE_MESSAGE = "stub: scripted failure before the first chunk"
 FAIL_MID_MESSAGE = "stub: scripted failure in the middle of the stream"
 FAIL_ONCE_MESSAGE = "stub: scripted failure of the first attempt"
 RATE_LIMITED_MESSAGE = "stub: scripted rate limit"
+FAIL_FIRST_ATTEMPT_MESSAGE = "stub: scripted failure of the first request of this client request id"
 EMPTY_REPLY = "(empty)"
 _WORD = re.compile(r"\s*\S+\s*")
 
@@ -178,12 +186,31 @@ def select_tools(request: pb.ChatRequest) -> list[pb.Tool]:
     return named if parallel else named[:1]
 
 
-def plan_tool_calls(tools: list[pb.Tool]) -> list[PlannedCall]:
-    """Deterministic ids `call_stub_<index>` and minimal valid arguments."""
+def plan_tool_calls(tools: list[pb.Tool], said: str | None = None) -> list[PlannedCall]:
+    """Deterministic ids `call_stub_<index>` and minimal valid arguments. With `said` (the
+    last user text, for stub-args), top-level "stub" strings become the text after the
+    tool's name."""
     return [
-        PlannedCall(i, f"call_stub_{i}", t.name, _instance_json(t.parameters, f"tool {t.name!r}"))
-        for i, t in enumerate(tools)
+        PlannedCall(i, f"call_stub_{i}", t.name, _arguments(t, said)) for i, t in enumerate(tools)
     ]
+
+
+def _arguments(tool: pb.Tool, said: str | None) -> str:
+    text = _instance_json(tool.parameters, f"tool {tool.name!r}")
+    if said is None or tool.name not in said:
+        return text
+    value = orjson.loads(text)
+    after = said.split(tool.name, 1)[1].strip() or "stub"
+    if isinstance(value, dict):
+        value = {k: after if v == "stub" else v for k, v in value.items()}
+    return orjson.dumps(value).decode()
+
+
+def _reasoning_chunks(request: pb.ChatRequest) -> list[pb.ChatChunk]:
+    """stub-think: `Thinking about: <last user text>`, one word per chunk."""
+    if request.model != THINK:
+        return []
+    return [pb.ChatChunk(reasoning_text=w) for w in split_words(THINKING + last_user_text(request))]
 
 
 def tool_call_chunks(call: PlannedCall) -> list[pb.ChatChunk]:
@@ -209,15 +236,19 @@ def validate(request: pb.ChatRequest) -> None:
 def plan(request: pb.ChatRequest) -> Plan:
     """Everything the stub sends for `request`; raises RequestError to reject it."""
     validate(request)
-    calls = plan_tool_calls(select_tools(request))
+    said = last_user_text(request) if request.model == ARGS else None
+    calls = plan_tool_calls(select_tools(request), said)
     reply = "" if calls else reply_for(request)
     chunks = [c for call in calls for c in tool_call_chunks(call)]
     chunks = chunks or [pb.ChatChunk(text=w) for w in split_words(reply)]
+    chunks = _reasoning_chunks(request) + chunks
     finish = pb.FINISH_REASON_TOOL_CALLS if calls else pb.FINISH_REASON_STOP
     if request.HasField("max_output_tokens") and len(chunks) > request.max_output_tokens:
         chunks, finish = chunks[: request.max_output_tokens], pb.FINISH_REASON_LENGTH
     usage = pb.Usage(
-        input_tokens=count_input_tokens(list(request.messages)), output_tokens=len(chunks)
+        input_tokens=count_input_tokens(list(request.messages)),
+        output_tokens=len(chunks),
+        reasoning_tokens=sum(1 for c in chunks if c.reasoning_text),
     )
     chunks[-1].finish_reason = finish
     chunks[-1].usage.CopyFrom(usage)
@@ -227,14 +258,16 @@ def plan(request: pb.ChatRequest) -> Plan:
 
 
 def coalesce(chunks: list[pb.ChatChunk]) -> pb.ChatChunk:
-    """The whole reply in one chunk (for a buffered caller): the text joined, one delta per
-    tool call with its arguments joined, and the last chunk's finish reason and usage."""
+    """The whole reply in one chunk (for a buffered caller): the reasoning and the text
+    joined, one delta per tool call with its arguments joined, and the last chunk's finish
+    reason and usage."""
     calls: dict[int, pb.ToolCallDelta] = {}
     for delta in (d for c in chunks for d in c.tool_calls):
         call = calls.setdefault(delta.index, pb.ToolCallDelta(index=delta.index))
         call.id, call.name = call.id or delta.id, call.name or delta.name
         call.arguments += delta.arguments
     merged = pb.ChatChunk(
+        reasoning_text="".join(c.reasoning_text for c in chunks),
         text="".join(c.text for c in chunks),
         tool_calls=list(calls.values()),
         finish_reason=chunks[-1].finish_reason,

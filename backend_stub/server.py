@@ -23,6 +23,11 @@ _STATUS_CODES = {
     "not_found": grpc.StatusCode.NOT_FOUND,
 }
 ChatContext = grpc.aio.ServicerContext[pb.ChatRequest, pb.ChatChunk]
+_UNAVAILABLE_MESSAGES = {
+    behaviour.FAIL_BEFORE: behaviour.FAIL_BEFORE_MESSAGE,
+    behaviour.FAIL_ONCE: behaviour.FAIL_ONCE_MESSAGE,
+    behaviour.FAIL_FIRST_ATTEMPT: behaviour.FAIL_FIRST_ATTEMPT_MESSAGE,
+}
 
 
 def _log(event: str, **fields: object) -> None:
@@ -38,6 +43,8 @@ class StubChatService(pb_grpc.ChatServiceServicer):
         self.call_metadata: list[dict[str, str]] = []  # each call's gRPC metadata, as calls
         self.cancelled: list[str] = []
         self._failed_once: set[str] = set()  # request ids that stub-fail-once has failed
+        # stub-fail-first-attempt: client request id -> the first gateway request id seen
+        self._first_attempts: dict[str, str] = {}
         self._cond = threading.Condition()
 
     def wait_cancelled(self, request_id: str, timeout: float) -> bool:
@@ -59,8 +66,13 @@ class StubChatService(pb_grpc.ChatServiceServicer):
                 self.cancelled.append(cancelled)
                 self._cond.notify_all()
 
-    def _fails_now(self, model: str, request_id: str) -> bool:
-        """stub-fail-once: fail the first attempt of each request id, serve the retries."""
+    def _fails_now(self, model: str, request_id: str, metadata: dict[str, str]) -> bool:
+        """stub-fail-once: fail the first attempt of each request id, serve the retries.
+        stub-fail-first-attempt: fail every call of the first request id seen for a client
+        request id (without one, every call), serve once another request id brings it."""
+        if model == behaviour.FAIL_FIRST_ATTEMPT:
+            client_id = metadata.get("x-client-request-id", request_id)
+            return self._first_attempts.setdefault(client_id, request_id) == request_id
         if model != behaviour.FAIL_ONCE or request_id in self._failed_once:
             return False
         self._failed_once.add(request_id)
@@ -88,13 +100,9 @@ class StubChatService(pb_grpc.ChatServiceServicer):
             except behaviour.RequestError as exc:
                 status = exc.kind
                 await context.abort(_STATUS_CODES[exc.kind], exc.message)
-            if model == behaviour.FAIL_BEFORE or self._fails_now(model, rid):
+            if model == behaviour.FAIL_BEFORE or self._fails_now(model, rid, metadata):
                 status = "unavailable"
-                message = (
-                    behaviour.FAIL_ONCE_MESSAGE
-                    if model == behaviour.FAIL_ONCE
-                    else behaviour.FAIL_BEFORE_MESSAGE
-                )
+                message = _UNAVAILABLE_MESSAGES[model]
                 await context.abort(grpc.StatusCode.UNAVAILABLE, message)
             if model == behaviour.RATE_LIMITED:
                 status = "resource_exhausted"

@@ -9,26 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-# gRPC status code name -> HTTP status (grpc-gateway's table).
-GRPC_TO_HTTP: dict[str, int] = {
-    "OK": 200,
-    "CANCELLED": 499,
-    "UNKNOWN": 500,
-    "INVALID_ARGUMENT": 400,
-    "DEADLINE_EXCEEDED": 504,
-    "NOT_FOUND": 404,
-    "ALREADY_EXISTS": 409,
-    "PERMISSION_DENIED": 403,
-    "UNAUTHENTICATED": 401,
-    "RESOURCE_EXHAUSTED": 429,
-    "FAILED_PRECONDITION": 400,
-    "ABORTED": 409,
-    "OUT_OF_RANGE": 400,
-    "UNIMPLEMENTED": 501,
-    "INTERNAL": 500,
-    "UNAVAILABLE": 503,
-    "DATA_LOSS": 500,
-}
+from runinfra.contract import GRPC_TO_HTTP
 
 # HTTP status -> OpenAI error type.
 _TYPE_BY_STATUS: dict[int, str] = {

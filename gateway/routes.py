@@ -30,16 +30,25 @@ from runinfra.chat.v1 import chat_service_pb2 as pb
 
 _JSON = {"content-type": "application/json"}
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+# Client headers forwarded to the backend as gRPC metadata, with their length caps; a value
+# that is not printable ASCII (invalid gRPC metadata) or too long is not forwarded.
+_FORWARDED = (("x-client-request-id", 512), ("idempotency-key", 255))
+_PRINTABLE = re.compile(r"[\x20-\x7e]+")
 
 
 def _open_chunks(request: Request, chat: pb.ChatRequest, route: str) -> AsyncIterator[pb.ChatChunk]:
-    """Call the backend for `chat`, with the request id and the client's W3C trace context
-    (traceparent, tracestate) in the gRPC metadata, so one trace spans both sides."""
+    """Call the backend for `chat`, with the request id, the client's request id and
+    idempotency key, and its W3C trace context (traceparent, tracestate) in the gRPC metadata,
+    so one trace spans both sides."""
     settings: Settings = request.app.state.settings
     backend: ChatBackend = request.app.state.backend
     chat.request_id = request.state.request_id
     chat.max_hold_ms = request.app.state.load.hint_ms()  # gateway.load: 0 unless under load
     metadata = [("x-request-id", chat.request_id)]
+    for name, limit in _FORWARDED:
+        value = request.headers.get(name, "")
+        if len(value) <= limit and _PRINTABLE.fullmatch(value):
+            metadata.append((name, value))
     traceparent = request.headers.get("traceparent", "").strip().lower()
     if _TRACEPARENT.match(traceparent):
         metadata.append(("traceparent", traceparent))

@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
 from runinfra.chat.v1 import chat_service_pb2 as pb
 
-MERGEABLE = frozenset({"text", "tool_calls", "finish_reason", "usage"})
+MERGEABLE = frozenset({"reasoning_text", "text", "tool_calls", "finish_reason", "usage"})
 
 
 def hold_seconds(request: pb.ChatRequest) -> float:
@@ -30,11 +30,15 @@ def mergeable(chunk: pb.ChatChunk) -> bool:
 
 
 def merge(chunks: Sequence[pb.ChatChunk]) -> pb.ChatChunk:
-    """One chunk for several in a row: texts joined, a call's consecutive argument fragments
-    joined into one delta, and the finish reason and usage (set on the last chunk only)."""
+    """One chunk for several in a row: reasoning texts and texts joined (reasoning comes before
+    the text in a stream, and in a chunk), a call's consecutive argument fragments joined into
+    one delta, and the finish reason and usage (set on the last chunk only)."""
     if len(chunks) == 1:
         return chunks[0]
-    merged = pb.ChatChunk(text="".join(c.text for c in chunks))
+    merged = pb.ChatChunk(
+        reasoning_text="".join(c.reasoning_text for c in chunks),
+        text="".join(c.text for c in chunks),
+    )
     calls = merged.tool_calls
     for delta in (d for c in chunks for d in c.tool_calls):
         if calls and calls[-1].index == delta.index and not delta.id and not delta.name:

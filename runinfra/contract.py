@@ -6,3 +6,25 @@ from runinfra.chat.v1 import chat_service_pb2 as pb
 
 # The fully qualified service name: health checks and reflection are keyed by it.
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["ChatService"].full_name
+
+# gRPC status code name -> HTTP status, as grpc-gateway maps them (runtime/errors.go): the
+# gateway answers these statuses, and the SDK's gRPC client raises the same error classes.
+GRPC_TO_HTTP: dict[str, int] = {
+    "OK": 200,
+    "CANCELLED": 499,
+    "UNKNOWN": 500,
+    "INVALID_ARGUMENT": 400,
+    "DEADLINE_EXCEEDED": 504,
+    "NOT_FOUND": 404,
+    "ALREADY_EXISTS": 409,
+    "PERMISSION_DENIED": 403,
+    "UNAUTHENTICATED": 401,
+    "RESOURCE_EXHAUSTED": 429,
+    "FAILED_PRECONDITION": 400,
+    "ABORTED": 409,
+    "OUT_OF_RANGE": 400,
+    "UNIMPLEMENTED": 501,
+    "INTERNAL": 500,
+    "UNAVAILABLE": 503,
+    "DATA_LOSS": 500,
+}

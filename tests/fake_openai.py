@@ -12,7 +12,13 @@ thread. What POST /v1/chat/completions does is chosen by the request's `model`:
   fake-429      HTTP 429 with an OpenAI error body
   fake-500      HTTP 500 with an OpenAI error body
   fake-slow     a chunk every 50 ms for 10 s; `disconnected` is set when the client goes
+  fake-leaky-500    HTTP 500 whose message names the server's source files (as llama.cpp's do)
+  fake-reasoning    reasoning in `reasoning_content` deltas (vLLM, SGLang, llama.cpp), then text
+  fake-reasoning-alt  the same reasoning in `reasoning` deltas (newer vLLM, Ollama)
   anything else HTTP 404, as vLLM answers an unknown model
+
+Strict, as llama-cpp-python's server is, on every request: an X-Request-Id that is not a
+UUID gets an empty HTTP 400, and so does a message whose `content` is null.
 
 Every request is recorded (path, headers, JSON body) in `requests`.
 """
@@ -22,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +42,12 @@ from starlette.types import Receive, Scope, Send
 
 from tests.support import LoopThread, ServedApp
 
-MODELS = ("fake-text", "fake-tools", "fake-json", "fake-error-frame", "fake-429", "fake-500", "fake-slow")  # fmt: skip
+MODELS = (
+    "fake-text", "fake-tools", "fake-json", "fake-error-frame", "fake-429", "fake-500", "fake-slow",
+    "fake-leaky-500", "fake-reasoning", "fake-reasoning-alt",
+)  # fmt: skip
+LEAKY_MESSAGE = "/home/ci/llama.cpp/tools/server/server.cpp:1234: GGML_ASSERT(n_tokens > 0) failed"
+REASONING = ("Let me ", "think.")
 CREATED = 1_700_000_000
 TEXT = ("Hello", ", ", "world", "!")
 USAGE = {
@@ -86,6 +98,9 @@ def script(model: str, include_usage: bool) -> list[dict[str, Any]]:
     if model == "fake-slow":
         return [_chunk(model, {"content": f"tick {i} "}) for i in range(200)]
     events = [_chunk(model, {"role": "assistant", "content": ""})]
+    if model in ("fake-reasoning", "fake-reasoning-alt"):
+        key = "reasoning_content" if model == "fake-reasoning" else "reasoning"
+        events += [_chunk(model, {key: r}) for r in REASONING]
     if model == "fake-tools":
         events += [_chunk(model, _tool_call(i, a)) for i, a in enumerate(("", *ARGUMENTS))]
         events.append(_chunk(model, {}, "tool_calls"))
@@ -120,6 +135,19 @@ def completion(model: str) -> dict[str, Any]:
         ],
         "usage": USAGE,
     }
+
+
+def _strict_ok(request: Request, body: Any) -> bool:
+    """What llama-cpp-python's server insists on: a UUID X-Request-Id (when sent) and no
+    null message content."""
+    rid = request.headers.get("x-request-id")
+    if rid is not None:
+        try:
+            uuid.UUID(rid)
+        except ValueError:
+            return False
+    messages = body.get("messages") if isinstance(body, dict) else None
+    return all(not (isinstance(m, dict) and m.get("content", "") is None) for m in messages or [])
 
 
 def _error(status: int, message: str, kind: str, code: str | None = None) -> JSONResponse:
@@ -205,11 +233,15 @@ class FakeOpenAI:
     async def _chat(self, request: Request) -> Response:
         body = orjson.loads(await request.body())
         self._record(request, body)
+        if not _strict_ok(request, body):
+            return Response(status_code=400)  # llama-cpp-python's answer: no body at all
         model = body.get("model")
         if model == "fake-429":
             return _error(429, RATE_LIMIT_MESSAGE, "rate_limit_exceeded", "rate_limit_exceeded")
         if model == "fake-500":
             return _error(500, SERVER_ERROR_MESSAGE, "server_error")
+        if model == "fake-leaky-500":
+            return _error(500, LEAKY_MESSAGE, "server_error")
         if model not in MODELS:
             return _error(404, f"The model `{model}` does not exist.", "NotFoundError")
         if model == "fake-json" or not body.get("stream"):

@@ -35,6 +35,10 @@ _EVENT = pydantic.TypeAdapter(ResponseStreamEvent)
 KNOWN_EXTRAS = {
     "Response": {"store"},  # required by the issue; OpenAI sends it
     "ResponseFunctionCallArgumentsDoneEvent": {"name"},  # required in the spec
+    # Reasoning text on Chat Completions: the field DeepSeek, vLLM, SGLang and llama.cpp use
+    # (required by the issue; OpenAI's own models do not return their reasoning here).
+    "ChoiceDelta": {"reasoning_content"},
+    "ChatCompletionMessage": {"reasoning_content"},
 }
 
 

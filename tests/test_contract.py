@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-GENERATED = "*_pb2*.py*"  # as in scripts/gen_protos.py
+
+
+def generated_files(root: Path) -> list[Path]:
+    """What protoc and its plugins write under `root` (relative paths), caches left out."""
+    return sorted(
+        p.relative_to(root)
+        for p in root.rglob("*_pb2*")
+        if p.suffix in (".py", ".pyi") and "__pycache__" not in p.parts
+    )
 
 
 def buf() -> str:
@@ -45,8 +53,8 @@ def test_generated_code_is_current(tmp_path: Path) -> None:
         capture_output=True,
         env=env,
     )
-    generated = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob(GENERATED))
-    assert generated == sorted(p.relative_to(ROOT) for p in (ROOT / "runinfra").rglob(GENERATED))
+    generated = generated_files(tmp_path)
+    assert generated == [Path("runinfra") / p for p in generated_files(ROOT / "runinfra")]
     for name in generated:
         assert (tmp_path / name).read_text() == (ROOT / name).read_text(), (
             f"{name} is stale: run python scripts/gen_protos.py"

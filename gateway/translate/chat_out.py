@@ -59,8 +59,8 @@ class ChatCompletionBuilder:
     """Per-request state of one chat completion: text, tool calls, finish reason, usage."""
 
     __slots__ = (
-        "_calls", "_created", "_finish", "_id", "_include_usage", "_model", "_new_id",
-        "_started", "_streaming", "_text", "_text_head", "_text_tail", "_usage",
+        "_calls", "_created", "_finish", "_held", "_id", "_include_usage", "_model", "_new_id",
+        "_reasoning", "_started", "_streaming", "_text", "_text_head", "_text_tail", "_usage",
     )  # fmt: skip
 
     def __init__(
@@ -81,6 +81,10 @@ class ChatCompletionBuilder:
         self._include_usage = include_usage
         self._text: list[str] = []
         self._calls: dict[int, dict[str, Any]] = {}  # backend index -> the call so far
+        # Pieces of calls after the first, held until the stream ends, so that each call's
+        # deltas go out together (the first call streams as it comes).
+        self._held: list[dict[str, Any]] = []
+        self._reasoning: list[str] = []
         self._finish: str | None = None
         self._usage: dict[str, Any] | None = None
         self._started = False
@@ -94,7 +98,11 @@ class ChatCompletionBuilder:
     def add(self, chunk: pb.ChatChunk) -> bytes:
         """Fold one backend chunk; return the frames it produces."""
         text = chunk.text
-        if self._started and text and not (chunk.tool_calls or chunk.finish_reason):
+        if (
+            self._started
+            and text
+            and not (chunk.tool_calls or chunk.finish_reason or chunk.reasoning_text)
+        ):
             self._text.append(text)
             if chunk.HasField("usage"):
                 self._usage = usage_dict(chunk.usage)  # usage rides on no frame of its own
@@ -106,19 +114,32 @@ class ChatCompletionBuilder:
 
     def _add(self, chunk: pb.ChatChunk) -> list[Chunk]:
         delta: dict[str, Any] = {}
+        if chunk.reasoning_text:
+            self._reasoning.append(chunk.reasoning_text)
+            delta["reasoning_content"] = chunk.reasoning_text
         if chunk.text:
             self._text.append(chunk.text)
             delta["content"] = chunk.text
-        if chunk.tool_calls:
-            delta["tool_calls"] = self._call_deltas(chunk.tool_calls)
+        if chunk.tool_calls and (entries := self._call_deltas(chunk.tool_calls)):
+            delta["tool_calls"] = entries
         if chunk.HasField("usage"):
             self._usage = usage_dict(chunk.usage)
         reason = finish_reason(chunk.finish_reason) if chunk.finish_reason else None
         frames, delta = self._open(delta)
-        if delta or reason:
-            frames.append(self._frame(delta, reason))
+        if delta:
+            frames.append(self._frame(delta, None if self._held else reason))
+        if reason:
+            frames += self._release_held()
+            if self._held or not delta:
+                frames.append(self._frame({}, reason))
+            self._held = []
         self._finish = reason or self._finish
         return frames
+
+    def _release_held(self) -> list[Chunk]:
+        """The held pieces of later calls, one frame each, call after call."""
+        held = sorted(self._held, key=lambda e: e["index"])  # stable: fragments keep order
+        return [self._frame({"tool_calls": [entry]}, None) for entry in held]
 
     def start(self) -> bytes:
         """Nothing: the role goes out with the first chunk."""
@@ -139,6 +160,8 @@ class ChatCompletionBuilder:
 
     def _finish_frames(self) -> list[Chunk]:
         frames, _ = self._open({})
+        frames += self._release_held()
+        self._held = []
         if self._finish is None:
             self._finish = "stop"
             frames.append(self._frame({}, self._finish))
@@ -158,7 +181,8 @@ class ChatCompletionBuilder:
 
     def _call_deltas(self, deltas: Iterable[pb.ToolCallDelta]) -> list[dict[str, Any]]:
         """One entry per index (same-index pieces of one chunk merged); id, type and name
-        go out on a call's first entry only."""
+        go out on a call's first entry only. Entries of calls after the first are held
+        (returned: the first call's entry, if any)."""
         entries: dict[int, dict[str, Any]] = {}
         for piece in deltas:
             entry = entries.get(piece.index)
@@ -166,7 +190,9 @@ class ChatCompletionBuilder:
                 entry = entries[piece.index] = self._entry(piece)
             entry["function"]["arguments"] += piece.arguments
             self._calls[piece.index]["function"]["arguments"] += piece.arguments
-        return list(entries.values())
+        first = next(iter(self._calls))
+        self._held += [e for i, e in entries.items() if i != first]
+        return [e for i, e in entries.items() if i == first]
 
     def _entry(self, piece: pb.ToolCallDelta) -> dict[str, Any]:
         if piece.index in self._calls:
@@ -203,6 +229,8 @@ class ChatCompletionBuilder:
             "refusal": None,
             "annotations": [],
         }
+        if self._reasoning:
+            message["reasoning_content"] = "".join(self._reasoning)
         if calls:
             message["tool_calls"] = calls
         choice = {

@@ -20,6 +20,17 @@ TOOL_CHOICE_MODES = {
     "none": pb.TOOL_CHOICE_MODE_NONE,
     "required": pb.TOOL_CHOICE_MODE_REQUIRED,
 }
+# Reasoning effort -> the contract's; "none" (no reasoning asked for) is not forwarded, and
+# OpenAI's "xhigh" and "max" are the contract's highest.
+REASONING_EFFORTS = {
+    "none": pb.REASONING_EFFORT_UNSPECIFIED,
+    "minimal": pb.REASONING_EFFORT_MINIMAL,
+    "low": pb.REASONING_EFFORT_LOW,
+    "medium": pb.REASONING_EFFORT_MEDIUM,
+    "high": pb.REASONING_EFFORT_HIGH,
+    "xhigh": pb.REASONING_EFFORT_HIGH,
+    "max": pb.REASONING_EFFORT_HIGH,
+}
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 
@@ -41,6 +52,13 @@ def image(url: object, detail: object, *, url_param: str, detail_param: str) -> 
         )
     level = f.choice("auto" if detail is None else detail, detail_param, tuple(DETAILS))
     return pb.ContentPart(image=pb.Image(url=url, detail=DETAILS[level]))
+
+
+def reasoning_effort(value: object, param: str) -> pb.ReasoningEffort.ValueType:
+    """A reasoning effort (null: the backend's default)."""
+    if value is None:
+        return pb.REASONING_EFFORT_UNSPECIFIED
+    return REASONING_EFFORTS[f.choice(value, param, tuple(REASONING_EFFORTS))]
 
 
 def model(value: object, default_model: str) -> str:

@@ -9,7 +9,7 @@ hosted tools cannot do. Unknown fields are rejected, as OpenAI rejects them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -29,18 +29,9 @@ ROLES = {
 _NOT_STORED = "This gateway is stateless and stores nothing; "
 
 
-def _reasoning_off(v: object) -> bool:
-    return f.empty(v) or (
-        isinstance(v, dict)
-        and v.get("effort") in (None, "none")
-        and v.get("summary") is None
-        and v.get("generate_summary") is None
-    )
-
-
 _HARMLESS_INCLUDES = frozenset(
     {
-        "reasoning.encrypted_content",  # no reasoning items are produced
+        "reasoning.encrypted_content",  # reasoning items carry their text, nothing encrypted
         "message.input_image.image_url",  # input items are not stored or listed
         "file_search_call.results",  # hosted tools are rejected, so never present
         "web_search_call.results",
@@ -78,10 +69,6 @@ REJECTED: dict[str, f.Rejection] = {
         "Only includes that need no stored or hosted data are accepted; "
         "logprobs are not available.",
     ),
-    "reasoning": (
-        _reasoning_off,
-        "Reasoning effort and summaries cannot be honoured by this backend; leave 'reasoning' out.",
-    ),
     "context_management": (
         f.empty,
         "Server-side context compaction is not available; trim 'input' client-side.",
@@ -108,14 +95,21 @@ IGNORED: dict[str, str] = {
     **f.OPENAI_HINTS,
     "stream_options": "only include_obfuscation (padding against side channels); not applied",
     "max_tool_calls": "limits calls to hosted tools, which this gateway rejects; echoed",
+    # Codex sends its session, turn and thread ids here; checked (an object of strings).
+    "client_metadata": "the client's own ids and tags; not forwarded",
 }
 MAPPED = frozenset(
     {
         "model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "stream",
-        "tools", "tool_choice", "parallel_tool_calls", "text", "response_format",
+        "tools", "tool_choice", "parallel_tool_calls", "text", "response_format", "reasoning",
     }
 )  # fmt: skip
 ECHOED = frozenset({"metadata"})  # repeated in the envelope, not sent to the backend
+MAX_CLIENT_METADATA = 64  # entries
+MAX_CLIENT_METADATA_KEY = 256  # characters
+MAX_CLIENT_METADATA_VALUE = 16384  # characters (Codex's turn metadata is a JSON string)
+_SUMMARIES = ("auto", "concise", "detailed")
+_REASONING_KEYS = frozenset({"effort", "summary", "generate_summary", "mode", "context"})
 FIELDS = MAPPED | ECHOED | REJECTED.keys() | IGNORED.keys()
 
 
@@ -134,6 +128,9 @@ class Echo:
     top_p: float
     max_output_tokens: int | None
     parallel_tool_calls: bool
+    reasoning: dict[str, Any] = field(default_factory=lambda: {"effort": None, "summary": None})
+    # The backend's name of each function inside a namespace tool -> (namespace, name).
+    namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,10 +147,12 @@ def parse(body: Mapping[str, Any], default_model: str) -> ResponsesRequest:
     Each helper validates one concern and returns values; only this function builds."""
     f.check_fields(body, FIELDS, REJECTED)
     instructions = _instructions(body.get("instructions"))
-    tools = _tools(body.get("tools"))
+    tools, tools_echo, namespaced = _tools(body.get("tools"))
     tool_choice, tool_choice_echo = _tool_choice(body.get("tool_choice"), tools)
     response_format, text_echo = _text_format(body)
     sampling = _sampling(body)
+    effort, reasoning_echo = _reasoning(body.get("reasoning"))
+    _client_metadata(body.get("client_metadata"))
     stream = body.get("stream") is not None and f.boolean(body["stream"], "stream")
     chat = pb.ChatRequest(
         model=common.model(f.required(body, "model", "model"), default_model),
@@ -165,12 +164,13 @@ def parse(body: Mapping[str, Any], default_model: str) -> ResponsesRequest:
         tool_choice=tool_choice,
         response_format=response_format,
         buffered=not stream,  # only the whole reply is used: the backend may send fewer chunks
+        reasoning_effort=effort,
         **sampling,
     )
     echo = Echo(
         model=chat.model,
         instructions=instructions,
-        tools=[_echo_tool(t) for t in tools],
+        tools=tools_echo,
         tool_choice=tool_choice_echo,
         text=text_echo,
         metadata=_metadata(body.get("metadata")),
@@ -179,6 +179,8 @@ def parse(body: Mapping[str, Any], default_model: str) -> ResponsesRequest:
         top_p=sampling.get("top_p", 1.0),
         max_output_tokens=sampling.get("max_output_tokens"),
         parallel_tool_calls=sampling.get("parallel_tool_calls", True),
+        reasoning=reasoning_echo,
+        namespaced=namespaced,
     )
     return ResponsesRequest(chat, stream, echo)
 
@@ -195,6 +197,43 @@ def _sampling(body: Mapping[str, Any]) -> dict[str, Any]:
     if body.get("parallel_tool_calls") is not None:
         out["parallel_tool_calls"] = f.boolean(body["parallel_tool_calls"], "parallel_tool_calls")
     return out
+
+
+def _reasoning(value: object) -> tuple[pb.ReasoningEffort.ValueType, dict[str, Any]]:
+    """reasoning.effort for the backend; summary (and its old name generate_summary) is
+    accepted and produces nothing. Returns the effort and the envelope's echo."""
+    if value is None:
+        return pb.REASONING_EFFORT_UNSPECIFIED, {"effort": None, "summary": None}
+    reasoning = f.obj(value, "reasoning")
+    f.check_keys(reasoning, _REASONING_KEYS, "reasoning")
+    for key in ("mode", "context"):  # how OpenAI runs and replays reasoning: nothing to do here
+        if reasoning.get(key) is not None:
+            f.string(reasoning[key], f"reasoning.{key}")
+    effort = common.reasoning_effort(reasoning.get("effort"), "reasoning.effort")
+    summary = None
+    for key in ("summary", "generate_summary"):
+        if reasoning.get(key) is not None:
+            summary = f.choice(reasoning[key], f"reasoning.{key}", _SUMMARIES)
+    return effort, {"effort": reasoning.get("effort"), "summary": summary}
+
+
+def _client_metadata(value: object) -> None:
+    """An object of strings, bounded; checked and dropped."""
+    if value is None:
+        return
+    meta = f.obj(value, "client_metadata")
+    if len(meta) > MAX_CLIENT_METADATA:
+        raise f.invalid_value(
+            "client_metadata", f"at most {MAX_CLIENT_METADATA} key-value pairs are allowed."
+        )
+    for key, item in meta.items():
+        param = f"client_metadata.{key[:64]}"
+        if len(key) > MAX_CLIENT_METADATA_KEY:
+            raise f.invalid_value(param, f"keys are at most {MAX_CLIENT_METADATA_KEY} characters.")
+        if len(f.string(item, param)) > MAX_CLIENT_METADATA_VALUE:
+            raise f.invalid_value(
+                param, f"values are at most {MAX_CLIENT_METADATA_VALUE} characters."
+            )
 
 
 def _instructions(value: object) -> str | None:
@@ -259,11 +298,8 @@ def _add_item(out: list[pb.Message], item: Mapping[str, Any], param: str) -> Non
         )
 
 
-_MESSAGE_KEYS = frozenset({"type", "role", "content", "id", "status", "phase"})
-
-
 def _message(item: Mapping[str, Any], param: str) -> pb.Message:
-    f.check_keys(item, _MESSAGE_KEYS, param)
+    # Unknown keys inside items and parts are ignored, as OpenAI ignores them.
     role = f.choice(f.required(item, "role", f"{param}.role"), f"{param}.role", tuple(ROLES))
     content = f.required(item, "content", f"{param}.content")
     message = pb.Message(role=ROLES[role])
@@ -308,9 +344,12 @@ def _part(part: Mapping[str, Any], role: str, param: str) -> pb.ContentPart:
 
 
 def _add_function_call(out: list[pb.Message], item: Mapping[str, Any], param: str) -> None:
+    name = f.string(f.required(item, "name", f"{param}.name"), f"{param}.name")
+    if item.get("namespace") is not None:
+        name = qualified(f.string(item["namespace"], f"{param}.namespace"), name)
     call = pb.ToolCall(
         id=f.string(f.required(item, "call_id", f"{param}.call_id"), f"{param}.call_id"),
-        name=f.string(f.required(item, "name", f"{param}.name"), f"{param}.name"),
+        name=name,
         arguments=f.string(
             f.required(item, "arguments", f"{param}.arguments"), f"{param}.arguments"
         ),
@@ -339,36 +378,96 @@ def _function_call_output(item: Mapping[str, Any], param: str) -> pb.Message:
 # --- tools -----------------------------------------------------------------
 
 
-def _tools(value: object) -> list[pb.Tool]:
+Tools = tuple[list[pb.Tool], list[dict[str, Any]], dict[str, tuple[str, str]]]
+
+
+def _tools(value: object) -> Tools:
+    """The backend's function tools (namespace tools flattened), what the envelope echoes,
+    and the backend name -> (namespace, name) of each function inside a namespace."""
     if value is None:
-        return []
-    tools = []
+        return [], [], {}
+    tools: list[pb.Tool] = []
+    echo: list[dict[str, Any]] = []
+    namespaced: dict[str, tuple[str, str]] = {}
     for i, tool in enumerate(f.array(value, "tools")):
         tool = f.obj(tool, f"tools[{i}]")
-        kind = tool.get("type")
-        if kind != "function":
-            raise f.unsupported(
-                f"tools[{i}].type",
-                f"Tools of type '{kind}' are not supported: this gateway runs no hosted tools. "
-                "Declare a function tool and execute it client-side.",
-            )
-        name = f.required(tool, "name", f"tools[{i}].name")
-        tools.append(
-            common.function_tool(
-                name,
-                tool.get("description"),
-                tool.get("parameters"),
-                tool.get("strict"),
-                f"tools[{i}]",
-            )
+        if tool.get("type") != "namespace":
+            tools.append(_function_tool(tool, f"tools[{i}]"))
+            echo.append(_echo_tool(tools[-1]))
+            continue
+        namespace, members = _namespace(tool, f"tools[{i}]")
+        tools += members
+        echo.append(
+            {
+                "type": "namespace",
+                "name": namespace,
+                "description": tool.get("description") or "",
+                "tools": [_echo_tool(t, namespace) for t in members],
+            }
         )
-    return tools
+        namespaced.update({t.name: (namespace, t.name[len(namespace) + 2 :]) for t in members})
+    _check_unique(tools)
+    return tools, echo, namespaced
 
 
-def _echo_tool(tool: pb.Tool) -> dict[str, Any]:
+def _function_tool(tool: Mapping[str, Any], param: str) -> pb.Tool:
+    kind = tool.get("type")
+    if kind == "custom":
+        raise f.unsupported(
+            f"{param}.type",
+            "Custom (freeform) tools are not supported: the backend contract carries JSON "
+            "arguments only. Declare a function tool instead.",
+        )
+    if kind != "function":
+        raise f.unsupported(
+            f"{param}.type",
+            f"Tools of type '{kind}' are not supported: this gateway runs no hosted tools. "
+            "Declare a function tool and execute it client-side.",
+        )
+    return common.function_tool(
+        f.required(tool, "name", f"{param}.name"),
+        tool.get("description"),
+        tool.get("parameters"),
+        tool.get("strict"),
+        param,
+    )
+
+
+def _namespace(tool: Mapping[str, Any], param: str) -> tuple[str, list[pb.Tool]]:
+    """A namespace tool's name and its functions, named `<namespace>__<name>` for the
+    backend (unique across namespaces); custom tools in it are refused as at top level."""
+    namespace = f.string(f.required(tool, "name", f"{param}.name"), f"{param}.name")
+    members = f.array(f.required(tool, "tools", f"{param}.tools"), f"{param}.tools")
+    if not members:
+        raise f.invalid_value(f"{param}.tools", "a namespace holds at least one tool.")
+    out = []
+    for j, member in enumerate(members):
+        member_param = f"{param}.tools[{j}]"
+        member = f.obj(member, member_param)
+        name = f.string(f.required(member, "name", f"{member_param}.name"), f"{member_param}.name")
+        out.append(_function_tool({**member, "name": qualified(namespace, name)}, member_param))
+    return namespace, out
+
+
+def qualified(namespace: str, name: str) -> str:
+    """The backend's name of function `name` in `namespace`."""
+    return f"{namespace}__{name}"
+
+
+def _check_unique(tools: list[pb.Tool]) -> None:
+    seen: set[str] = set()
+    for tool in tools:
+        if tool.name in seen:
+            raise f.invalid_value(
+                "tools", f"two tools are named '{tool.name}' (namespaced as <namespace>__<name>)."
+            )
+        seen.add(tool.name)
+
+
+def _echo_tool(tool: pb.Tool, namespace: str = "") -> dict[str, Any]:
     return {
         "type": "function",
-        "name": tool.name,
+        "name": tool.name[len(namespace) + 2 :] if namespace else tool.name,
         "description": tool.description or None,
         "parameters": orjson.loads(tool.parameters) if tool.parameters else None,
         "strict": tool.strict,

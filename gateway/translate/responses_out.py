@@ -25,9 +25,10 @@ from runinfra.chat.v1 import chat_service_pb2 as pb
 
 Event = dict[str, Any]
 _TEXT_DELTA = b"response.output_text.delta"
-_TEXT_MIDDLE = b',"content_index":0,"delta":'
 _TEXT_TAIL = b',"logprobs":[]}\n\n'
 _ARGS_DELTA = b"response.function_call_arguments.delta"
+_REASONING_DELTA = b"response.reasoning_text.delta"
+_CONTENT_INDEX = b',"content_index":0,"delta":'
 
 # FinishReason -> the Response's incomplete_details.reason (None: completed).
 INCOMPLETE_REASONS: dict[int, str | None] = {
@@ -57,8 +58,9 @@ class ResponseBuilder:
 
     __slots__ = (
         "_args", "_calls", "_completed_at", "_created_at", "_delta_templates", "_done_at",
-        "_echo", "_error", "_frames", "_id", "_incomplete", "_incomplete_as_completed",
-        "_message", "_new_id", "_output", "_seq", "_status", "_streaming", "_text", "_usage",
+        "_echo", "_error", "_frames", "_id", "_incomplete", "_incomplete_as_completed", "_live",
+        "_message", "_new_id", "_output", "_reasoning", "_seq", "_status", "_streaming", "_text",
+        "_thought", "_usage",
     )  # fmt: skip
 
     def __init__(
@@ -84,8 +86,14 @@ class ResponseBuilder:
         self._output: list[dict[str, Any]] = []
         self._message: dict[str, Any] | None = None  # the open message item
         self._text: list[str] = []  # its text so far
-        self._calls: dict[int, dict[str, Any]] = {}  # backend index -> open function_call item
+        self._reasoning: dict[str, Any] | None = None  # the open reasoning item
+        self._thought: list[str] = []  # its text so far
+        # Backend index -> function_call item not yet done, in order of appearance. One at a
+        # time is in the output (`_live`, streamed as it comes); later calls wait their turn
+        # there, so items never interleave.
+        self._calls: dict[int, dict[str, Any]] = {}
         self._args: dict[int, list[str]] = {}
+        self._live: int | None = None
         self._delta_templates: dict[str, tuple[bytes, bytes, bytes]] = {}  # item id -> template
         self._status = "in_progress"
         self._error: dict[str, Any] | None = None
@@ -112,7 +120,9 @@ class ResponseBuilder:
         middle = b',"item_id":' + orjson.dumps(item_id) + b',"output_index":'
         middle += str(output_index).encode()
         if kind == _TEXT_DELTA:
-            self._delta_templates[item_id] = (head, middle + _TEXT_MIDDLE, _TEXT_TAIL)
+            self._delta_templates[item_id] = (head, middle + _CONTENT_INDEX, _TEXT_TAIL)
+        elif kind == _REASONING_DELTA:
+            self._delta_templates[item_id] = (head, middle + _CONTENT_INDEX, b"}\n\n")
         else:
             self._delta_templates[item_id] = (head, middle + b',"delta":', b"}\n\n")
 
@@ -134,6 +144,8 @@ class ResponseBuilder:
         text = chunk.text
         if text and self._message is not None and not _more_than_text(chunk):
             return self._more_text(text)  # the common case, kept short
+        if chunk.reasoning_text:
+            self._add_reasoning(chunk.reasoning_text)
         if text:
             self._add_text(chunk.text)
         for delta in chunk.tool_calls:
@@ -153,6 +165,7 @@ class ResponseBuilder:
 
     def finish(self) -> bytes:
         """Close what is open and end with response.completed (or .incomplete)."""
+        self._close_reasoning("incomplete" if self._incomplete else "completed")
         self._close_message("incomplete" if self._incomplete else "completed")
         self._close_calls()
         self._status = "incomplete" if self._incomplete else "completed"
@@ -168,12 +181,15 @@ class ResponseBuilder:
         """End the stream with response.failed carrying the error."""
         code = "rate_limit_exceeded" if error.status == 429 else "server_error"
         message = error.message
+        if self._reasoning is not None:
+            self._reasoning["content"] = [_reasoning_part("".join(self._thought))]
+            self._reasoning["status"] = "incomplete"
         if self._message is not None:
             self._message["content"] = [_text_part("".join(self._text))]
             self._message["status"] = "incomplete"
-        for index, item in self._calls.items():
-            item["arguments"] = "".join(self._args[index])
-            item["status"] = "incomplete"
+        if self._live is not None:
+            self._calls[self._live]["arguments"] = "".join(self._args[self._live])
+            self._calls[self._live]["status"] = "incomplete"
         self._status = "failed"
         self._error = {"code": code, "message": message}
         if self._streaming:
@@ -200,7 +216,7 @@ class ResponseBuilder:
             "output": list(self._output),
             "parallel_tool_calls": echo.parallel_tool_calls,
             "previous_response_id": None,
-            "reasoning": {"effort": None, "summary": None},
+            "reasoning": echo.reasoning,
             "store": False,
             "temperature": echo.temperature,
             "text": echo.text,
@@ -223,6 +239,7 @@ class ResponseBuilder:
             self._frames.append(self._delta(self._message["id"], text))
 
     def _open_message(self) -> None:
+        self._close_reasoning("completed")
         self._close_calls()
         item: dict[str, Any] = {
             "id": self._new_id("msg"),
@@ -267,6 +284,7 @@ class ResponseBuilder:
     def _add_call_delta(self, delta: pb.ToolCallDelta) -> None:
         item = self._calls.get(delta.index)
         if item is None:
+            self._close_reasoning("completed")
             self._close_message("completed")
             item = {
                 "id": self._new_id("fc"),
@@ -276,24 +294,39 @@ class ResponseBuilder:
                 "call_id": delta.id or self._new_id("call"),
                 "name": delta.name,
             }
+            if delta.name in self._echo.namespaced:  # a function of a namespace tool
+                item["namespace"], item["name"] = self._echo.namespaced[delta.name]
             self._calls[delta.index] = item
             self._args[delta.index] = []
-            self._output.append(item)
-            if self._streaming:
-                index = len(self._output) - 1
-                self._template(item["id"], _ARGS_DELTA, index)
-                self._event("response.output_item.added", output_index=index, item=dict(item))
+            if self._live is None:
+                self._open_call(delta.index)
         if delta.arguments:
             self._args[delta.index].append(delta.arguments)
-            if self._streaming:
+            if self._streaming and delta.index == self._live:
                 self._frames.append(self._delta(item["id"], delta.arguments))
 
+    def _open_call(self, index: int) -> None:
+        """Put a call in the output (streaming: added, then the fragments held so far)."""
+        item = self._calls[index]
+        self._live = index
+        self._output.append(item)
+        if self._streaming:
+            output_index = len(self._output) - 1
+            self._template(item["id"], _ARGS_DELTA, output_index)
+            added = dict(item, arguments="")
+            self._event("response.output_item.added", output_index=output_index, item=added)
+            for fragment in self._args[index]:
+                self._frames.append(self._delta(item["id"], fragment))
+
     def _close_calls(self) -> None:
+        """Every call, in order of appearance: each added (if waiting), then done."""
         for index, item in self._calls.items():
+            if index != self._live:
+                self._open_call(index)
             item["arguments"] = "".join(self._args[index])
             item["status"] = "completed"
             if self._streaming:
-                output_index = self._output.index(item)
+                output_index = len(self._output) - 1
                 self._event(
                     "response.function_call_arguments.done",
                     item_id=item["id"],
@@ -304,11 +337,66 @@ class ResponseBuilder:
                 self._event("response.output_item.done", output_index=output_index, item=item)
         self._calls.clear()
         self._args.clear()
+        self._live = None
+
+    def _add_reasoning(self, text: str) -> None:
+        if self._reasoning is None:
+            self._open_reasoning()
+        assert self._reasoning is not None
+        self._thought.append(text)
+        if self._streaming:
+            self._frames.append(self._delta(self._reasoning["id"], text))
+
+    def _open_reasoning(self) -> None:
+        self._close_message("completed")
+        self._close_calls()
+        item: dict[str, Any] = {
+            "id": self._new_id("rs"),
+            "type": "reasoning",
+            "summary": [],
+            "content": [],
+            "status": "in_progress",
+        }
+        self._reasoning = item
+        self._thought = []
+        self._output.append(item)
+        if self._streaming:
+            index = len(self._output) - 1
+            self._template(item["id"], _REASONING_DELTA, index)
+            self._event("response.output_item.added", output_index=index, item=dict(item))
+            self._event(
+                "response.content_part.added",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                part=_reasoning_part(""),
+            )
+
+    def _close_reasoning(self, status: str) -> None:
+        item = self._reasoning
+        if item is None:
+            return
+        self._reasoning = None
+        text = "".join(self._thought)
+        item["content"] = [_reasoning_part(text)]
+        item["status"] = status
+        if self._streaming:
+            index = self._output.index(item)
+            ids = {"item_id": item["id"], "output_index": index, "content_index": 0}
+            self._event("response.reasoning_text.done", **ids, text=text)
+            self._event("response.content_part.done", **ids, part=_reasoning_part(text))
+            self._event("response.output_item.done", output_index=index, item=item)
 
 
 def _more_than_text(chunk: pb.ChatChunk) -> bool:
-    return bool(chunk.tool_calls or chunk.finish_reason or chunk.HasField("usage"))
+    return bool(
+        chunk.tool_calls or chunk.finish_reason or chunk.HasField("usage") or chunk.reasoning_text
+    )
 
 
 def _text_part(text: str) -> dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def _reasoning_part(text: str) -> dict[str, Any]:
+    return {"type": "reasoning_text", "text": text}

@@ -20,7 +20,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from backend_openai.server import RunningBackend, start
+from backend_openai.server import RunningBackend, start, upstream_request_id
 from gateway.app import create_app
 from gateway.config import Settings
 from runinfra.chat.v1 import chat_service_pb2 as pb
@@ -82,7 +82,7 @@ def test_responses_create(sdk: OpenAI, stack: Stack) -> None:
         {"role": "user", "content": "Hi"},
     ]
     assert sent.body["max_tokens"] == 50 and sent.body["stream"] is True
-    assert sent.headers["x-request-id"] == response._request_id
+    assert sent.headers["x-request-id"] == upstream_request_id(response._request_id or "")
 
 
 def test_responses_stream(sdk: OpenAI) -> None:
@@ -139,7 +139,8 @@ def test_chat_completions_stream(sdk: OpenAI) -> None:
 def test_upstream_429_is_a_rate_limit_error(sdk: OpenAI) -> None:
     with pytest.raises(openai.RateLimitError) as err:
         sdk.responses.create(model="fake-429", input="Hi")
-    assert fake_openai.RATE_LIMIT_MESSAGE in str(err.value)
+    assert "rate limiting" in str(err.value)
+    assert fake_openai.RATE_LIMIT_MESSAGE not in str(err.value)  # logged, not passed on
     with pytest.raises(openai.RateLimitError):
         sdk.chat.completions.create(model="fake-429", messages=[{"role": "user", "content": "Hi"}])
 
@@ -187,7 +188,9 @@ def test_process_reads_the_key_from_the_environment_and_logs_json(
             code = process.wait(10)
     assert code == 0
     sent = next(
-        r for r in stack.fake.chat_requests() if r.headers.get("x-request-id") == "r-process"
+        r
+        for r in stack.fake.chat_requests()
+        if r.headers.get("x-request-id") == upstream_request_id("r-process")
     )
     assert sent.headers["authorization"] == "Bearer sk-process-secret"
     text = log_path.read_text()
@@ -199,6 +202,7 @@ def test_process_reads_the_key_from_the_environment_and_logs_json(
     ]
     chat = next(line for line in lines if line["event"] == "chat")
     assert (chat["request_id"], chat["status"], chat["chunks"]) == ("r-process", "ok", 5)
+    assert chat["upstream_request_id"] == upstream_request_id("r-process")
     assert "sk-process-secret" not in text and "private prompt" not in text
 
 
@@ -220,3 +224,57 @@ def test_process_refuses_a_missing_key_variable() -> None:
     )
     assert result.returncode == 2
     assert "NO_SUCH_VAR_X is not set" in result.stderr
+
+
+def test_reasoning_model_through_both_endpoints(sdk: OpenAI, stack: Stack) -> None:
+    events = list(
+        sdk.responses.create(
+            model="fake-reasoning", input="Hi", stream=True, reasoning={"effort": "high"}
+        )
+    )
+    deltas = [e.delta for e in events if e.type == "response.reasoning_text.delta"]
+    assert deltas == list(fake_openai.REASONING)
+    final = events[-1].response
+    assert [item.type for item in final.output] == ["reasoning", "message"]
+    assert final.usage is not None and final.usage.output_tokens_details.reasoning_tokens == 1
+    assert stack.fake.chat_requests()[-1].body["reasoning_effort"] == "high"
+    completion = sdk.chat.completions.create(
+        model="fake-reasoning-alt",
+        messages=[{"role": "user", "content": "Hi"}],
+        reasoning_effort="low",
+    )
+    message = strict_chat_completion(raw_json(completion)).choices[0].message
+    assert message.content == "Hello, world!"
+    assert (message.model_extra or {})["reasoning_content"] == "".join(fake_openai.REASONING)
+
+
+def test_litellm_tool_loop_reaches_a_strict_server(sdk: OpenAI, stack: Stack) -> None:
+    """litellm's completion() tool loop (named tool message, null assistant content) through
+    to a server as strict as llama-cpp-python's."""
+    completion = sdk.chat.completions.create(
+        model="fake-text",
+        messages=[
+            {"role": "user", "content": "Weather in Paris?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "name": "get_weather", "content": "sunny"},
+        ],
+    )
+    assert completion.choices[0].message.content == "Hello, world!"
+    sent = stack.fake.chat_requests()[-1].body["messages"]
+    assert sent[1]["content"] == "" and "name" not in sent[2]
+
+
+def test_upstream_file_paths_do_not_reach_clients(sdk: OpenAI) -> None:
+    with pytest.raises(openai.InternalServerError) as err:
+        sdk.responses.create(model="fake-leaky-500", input="Hi")
+    assert "/home/ci" not in str(err.value.body) and "server.cpp" not in str(err.value)

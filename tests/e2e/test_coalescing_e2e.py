@@ -15,6 +15,7 @@ from gateway.load import LoadMonitor
 from tests.support import Servers, parse_data_frames, parse_sse, strict_chat_chunk, strict_event
 
 TEXT = " ".join(f"word{i}" for i in range(40))
+MODELS = {"text": "stub-echo", "tools": "stub-echo", "reasoning": "stub-think"}
 TOOLS = ("lookup", "fetch")  # both named in the input: two calls, two fragments each
 TOOL = {
     "type": "function",
@@ -46,9 +47,9 @@ def monitor(servers: Servers) -> LoadMonitor:
     return load
 
 
-def responses(servers: Servers, tools: bool) -> tuple[int, Any]:
-    body: dict[str, Any] = {"model": "stub-echo", "input": TEXT, "stream": True}
-    if tools:
+def responses(servers: Servers, case: str) -> tuple[int, Any]:
+    body: dict[str, Any] = {"model": MODELS[case], "input": TEXT, "stream": True}
+    if case == "tools":
         body.update(input="please lookup and fetch", tools=[{**TOOL, "name": n} for n in TOOLS])
     events = parse_sse(post(servers, "/v1/responses", body))
     for event in events:
@@ -63,14 +64,14 @@ def responses(servers: Servers, tools: bool) -> tuple[int, Any]:
     return deltas, final
 
 
-def chat(servers: Servers, tools: bool) -> tuple[int, Any]:
+def chat(servers: Servers, case: str) -> tuple[int, Any]:
     body: dict[str, Any] = {
-        "model": "stub-echo",
+        "model": MODELS[case],
         "messages": [{"role": "user", "content": TEXT}],
         "stream": True,
         "stream_options": {"include_usage": True},
     }
-    if tools:
+    if case == "tools":
         body["messages"][0]["content"] = "please lookup and fetch"
         function = {"parameters": TOOL["parameters"]}
         body["tools"] = [{"type": "function", "function": {**function, "name": n}} for n in TOOLS]
@@ -91,14 +92,14 @@ def chat(servers: Servers, tools: bool) -> tuple[int, Any]:
     return len(chunks), (text, args, finish, chunks[-1].usage)
 
 
-@pytest.mark.parametrize("tools", [False, True])
+@pytest.mark.parametrize("case", list(MODELS))
 @pytest.mark.parametrize("endpoint", [responses, chat])
 def test_a_coalesced_stream_says_the_same_in_fewer_events(
-    gateway: Servers, monkeypatch: pytest.MonkeyPatch, endpoint: Any, tools: bool
+    gateway: Servers, monkeypatch: pytest.MonkeyPatch, endpoint: Any, case: str
 ) -> None:
-    plain_events, plain = endpoint(gateway, tools)
+    plain_events, plain = endpoint(gateway, case)
     monkeypatch.setattr(monitor(gateway), "hint_ms", lambda: 50)
-    held_events, held = endpoint(gateway, tools)
+    held_events, held = endpoint(gateway, case)
     assert [c.max_hold_ms for c in gateway.stub.service.calls[-2:]] == [0, 50]
     assert held == plain
     assert held_events < plain_events
@@ -107,5 +108,5 @@ def test_a_coalesced_stream_says_the_same_in_fewer_events(
 def test_an_idle_gateway_asks_for_no_coalescing(gateway: Servers) -> None:
     time.sleep(1.0)  # the averages forget the tests before
     assert monitor(gateway).hint_ms() == 0
-    responses(gateway, tools=False)
+    responses(gateway, "text")
     assert gateway.stub.service.calls[-1].max_hold_ms == 0

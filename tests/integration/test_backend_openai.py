@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -76,7 +78,8 @@ def test_text_streams_then_one_last_chunk_with_finish_and_usage(fake: FakeOpenAI
 
     run(fake.url, body)
     sent = fake.chat_requests()[-1]
-    assert sent.headers["x-request-id"] == "r-text"
+    assert sent.headers["x-request-id"] == backend_server.upstream_request_id("r-text")
+    assert uuid.UUID(sent.headers["x-request-id"])  # what llama-cpp-python's server takes
     assert "authorization" not in sent.headers
     assert sent.headers["content-type"] == "application/json"
     assert sent.body == {
@@ -177,7 +180,7 @@ def test_request_translation(fake: FakeOpenAI) -> None:
             },
             {
                 "role": "assistant",
-                "content": None,
+                "content": "",
                 "tool_calls": [
                     {
                         "id": "call_1",
@@ -239,9 +242,17 @@ def test_request_translation(fake: FakeOpenAI) -> None:
 @pytest.mark.parametrize(
     ("model", "code", "details"),
     [
-        ("fake-429", grpc.StatusCode.RESOURCE_EXHAUSTED, fake_openai.RATE_LIMIT_MESSAGE),
-        ("fake-500", grpc.StatusCode.INTERNAL, fake_openai.SERVER_ERROR_MESSAGE),
-        ("nope", grpc.StatusCode.NOT_FOUND, "The model `nope` does not exist."),
+        (
+            "fake-429",
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "The model server is rate limiting requests; retry later. (HTTP 429)",
+        ),
+        ("fake-500", grpc.StatusCode.INTERNAL, "The model server failed to answer. (HTTP 500)"),
+        (
+            "nope",
+            grpc.StatusCode.NOT_FOUND,
+            "The model server does not serve this model. (HTTP 404)",
+        ),
     ],
 )
 def test_upstream_http_errors(
@@ -262,7 +273,10 @@ def test_in_band_error_after_text(fake: FakeOpenAI) -> None:
         assert [c.text for c in chunks] == ["partial"]
         assert chunks[0].finish_reason == 0
         assert error is not None
-        assert (error.code(), error.details()) == (grpc.StatusCode.INTERNAL, "engine crashed")
+        assert (error.code(), error.details()) == (
+            grpc.StatusCode.INTERNAL,
+            "The model server reported an error mid-stream.",
+        )
 
     run(fake.url, body)
 
@@ -297,7 +311,7 @@ def test_upstream_down_is_unavailable() -> None:
         chunks, error = await collect(channel, chat_request("fake-text"))
         assert chunks == [] and error is not None
         assert error.code() == grpc.StatusCode.UNAVAILABLE
-        assert (error.details() or "").startswith("upstream unreachable")
+        assert error.details() == "The model server is unreachable."
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await pb_grpc.ChatServiceStub(channel).ListModels(pb.ListModelsRequest())
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -337,9 +351,9 @@ def test_list_models_with_api_key_and_request_id(fake: FakeOpenAI) -> None:
     models, chat = fake.requests[-2], fake.requests[-1]
     assert (models.method, models.path) == ("GET", "/v1/models")
     assert models.headers["authorization"] == "Bearer sk-fake-key"
-    assert models.headers["x-request-id"] == "r-models"
+    assert models.headers["x-request-id"] == backend_server.upstream_request_id("r-models")
     assert chat.headers["authorization"] == "Bearer sk-fake-key"
-    assert chat.headers["x-request-id"] == "r-meta"
+    assert chat.headers["x-request-id"] == backend_server.upstream_request_id("r-meta")
 
 
 def test_health_serving(fake: FakeOpenAI) -> None:
@@ -358,3 +372,68 @@ def test_start_refuses_a_non_http_upstream() -> None:
             await backend_server.start("127.0.0.1:8000")
 
     asyncio.run(main())
+
+
+# --- strict servers (llama-cpp-python) and reasoning models ---------------------------
+
+
+def test_the_fake_is_as_strict_as_llama_cpp_python(fake: FakeOpenAI) -> None:
+    """The fake's strict checks can fail: a req_ id or a null content gets an empty 400."""
+    url = fake.url + "/chat/completions"
+    body = {"model": "fake-text", "messages": [{"role": "user", "content": "Hi"}]}
+    assert httpx.post(url, json=body, headers={"X-Request-Id": "req_1"}).status_code == 400
+    null = {**body, "messages": [{"role": "assistant", "content": None}]}
+    refused = httpx.post(url, json=null)
+    assert (refused.status_code, refused.content) == (400, b"")
+    assert httpx.post(url, json=body, headers={"X-Request-Id": str(uuid.uuid4())}).is_success
+
+
+def test_tool_loop_with_a_req_id_passes_the_strict_server(fake: FakeOpenAI) -> None:
+    request = chat_request("fake-text", request_id="req_0123abcd")
+    call = pb.ToolCall(id="c1", name="get_weather", arguments="{}")
+    request.messages.append(pb.Message(role=pb.ROLE_ASSISTANT, tool_calls=[call]))
+    request.messages.append(
+        pb.Message(role=pb.ROLE_TOOL, tool_call_id="c1", content=[pb.ContentPart(text="sun")])
+    )
+
+    async def body(backend: backend_server.RunningBackend, channel: grpc.aio.Channel) -> None:
+        chunks, error = await collect(channel, request)
+        assert error is None, error
+        assert "".join(c.text for c in chunks) == "Hello, world!"
+
+    run(fake.url, body)
+
+
+@pytest.mark.parametrize("model", ["fake-reasoning", "fake-reasoning-alt"])
+def test_reasoning_streams_before_the_text_and_effort_goes_upstream(
+    fake: FakeOpenAI, model: str
+) -> None:
+    request = chat_request(model)
+    request.reasoning_effort = pb.REASONING_EFFORT_LOW
+
+    async def body(backend: backend_server.RunningBackend, channel: grpc.aio.Channel) -> None:
+        chunks, error = await collect(channel, request)
+        assert error is None
+        assert [c.reasoning_text for c in chunks if c.reasoning_text] == list(fake_openai.REASONING)
+        assert "".join(c.text for c in chunks) == "Hello, world!"
+        first_text = next(i for i, c in enumerate(chunks) if c.text)
+        assert all(not c.reasoning_text for c in chunks[first_text:])
+
+    run(fake.url, body)
+    assert fake.chat_requests()[-1].body["reasoning_effort"] == "low"
+
+
+def test_upstream_error_text_is_logged_not_returned(
+    fake: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body(backend: backend_server.RunningBackend, channel: grpc.aio.Channel) -> None:
+        _, error = await collect(channel, chat_request("fake-leaky-500", request_id="r-leak"))
+        assert error is not None and error.code() == grpc.StatusCode.INTERNAL
+        assert error.details() == "The model server failed to answer. (HTTP 500)"
+
+    with caplog.at_level("INFO", logger="backend_openai"):
+        run(fake.url, body)
+    logged = [r.__dict__.get("fields", {}) for r in caplog.records]
+    assert {"request_id": "r-leak", "status": "internal", "detail": fake_openai.LEAKY_MESSAGE} in [
+        {k: f.get(k) for k in ("request_id", "status", "detail")} for f in logged
+    ]

@@ -72,6 +72,9 @@ def test_list_models() -> None:
             "stub-slow",
             "stub-fail-once",
             "stub-rate-limited",
+            "stub-think",
+            "stub-args",
+            "stub-fail-first-attempt",
         ]
         assert all(m.owned_by == "runinfra" and m.created > 0 for m in response.models)
 
@@ -200,5 +203,32 @@ def test_rate_limited_model() -> None:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             [c async for c in pb_grpc.ChatServiceStub(channel).Chat(request)]
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    run(body)
+
+
+def test_fail_first_attempt_fails_the_first_request_of_each_client_request_id() -> None:
+    async def body(stub: stub_server.RunningStub, channel: grpc.aio.Channel) -> None:
+        client = pb_grpc.ChatServiceStub(channel)
+
+        async def call(request_id: str, client_id: str | None) -> grpc.StatusCode:
+            request = chat_request("stub-fail-first-attempt", "served", request_id)
+            metadata = (("x-client-request-id", client_id),) if client_id else ()
+            try:
+                chunks = [c.text async for c in client.Chat(request, metadata=metadata)]
+            except grpc.aio.AioRpcError as exc:
+                return exc.code()
+            assert "".join(chunks) == "served"
+            return grpc.StatusCode.OK
+
+        unavailable, ok = grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.OK
+        # The first request of c-1 fails on every call (the gateway's own retries included) ...
+        assert [await call("r-1", "c-1"), await call("r-1", "c-1")] == [unavailable] * 2
+        # ... another request with the same client request id is served, as are later ones.
+        assert [await call("r-2", "c-1"), await call("r-3", "c-1")] == [ok, ok]
+        assert await call("r-1", "c-1") == unavailable
+        assert [await call("r-4", "c-2"), await call("r-5", "c-2")] == [unavailable, ok]
+        # Without a client request id, every request is a first one.
+        assert [await call("r-6", None), await call("r-7", None)] == [unavailable] * 2
 
     run(body)

@@ -263,16 +263,45 @@ def test_sse_details() -> None:
     ]
 
 
-def test_other_choices_and_reasoning_text_are_dropped() -> None:
+def test_other_choices_are_dropped_and_reasoning_is_kept() -> None:
     lines = event(
         {
             "choices": [
-                {"index": 1, "delta": {"content": "other"}},
+                {"index": 1, "delta": {"content": "other", "reasoning_content": "theirs"}},
                 {"index": 0, "delta": {"reasoning_content": "hmm", "content": "mine"}},
             ]
         }
     )
-    assert decode(lines)[0] == pb.ChatChunk(text="mine")
+    assert decode(lines)[0] == pb.ChatChunk(text="mine", reasoning_text="hmm")
+
+
+@pytest.mark.parametrize(
+    ("delta", "reasoning"),
+    [
+        ({"reasoning_content": "a"}, "a"),
+        ({"reasoning": "b"}, "b"),
+        ({"reasoning_content": "a", "reasoning": "a"}, "a"),  # both sent: once
+        ({"reasoning_content": None, "reasoning": "b"}, "b"),
+        ({"reasoning": {"text": "x"}}, ""),
+    ],
+)
+def test_reasoning_from_either_field(delta: dict[str, Any], reasoning: str) -> None:
+    chunks = decode(event(chunk({**delta, "content": "t"})))
+    assert (chunks[0].reasoning_text, chunks[0].text) == (reasoning, "t")
+
+
+@pytest.mark.parametrize(
+    ("effort", "sent"),
+    [
+        (pb.REASONING_EFFORT_UNSPECIFIED, None),
+        (pb.REASONING_EFFORT_MINIMAL, "minimal"),
+        (pb.REASONING_EFFORT_LOW, "low"),
+        (pb.REASONING_EFFORT_MEDIUM, "medium"),
+        (pb.REASONING_EFFORT_HIGH, "high"),
+    ],
+)
+def test_reasoning_effort_is_forwarded(effort: int, sent: str | None) -> None:
+    assert body_of(reasoning_effort=effort).get("reasoning_effort") == sent
 
 
 def test_tool_calls_are_renumbered_and_id_name_sent_once() -> None:
@@ -333,7 +362,8 @@ def test_usage_details_and_bad_counts() -> None:
 def test_in_band_errors(obj: Any, code: grpc.StatusCode, message: str) -> None:
     with pytest.raises(UpstreamError) as err:
         decode(event(chunk({"content": "a"})) + event(obj))
-    assert (err.value.code, err.value.message) == (code, message)
+    assert (err.value.code, err.value.detail) == (code, message)
+    assert err.value.message == "The model server reported an error mid-stream."
 
 
 @pytest.mark.parametrize("data", ["not json", "[1, 2]"])
@@ -432,4 +462,19 @@ def test_status_code(status: int, code: str) -> None:
 )
 def test_http_error_message(body: bytes, message: str) -> None:
     error = translate.http_error(503, "Service Unavailable", body)
-    assert (error.code, error.message) == (grpc.StatusCode.UNAVAILABLE, message)
+    assert (error.code, error.detail) == (grpc.StatusCode.UNAVAILABLE, message)
+    assert error.message == "The model server failed to answer. (HTTP 503)"
+
+
+@pytest.mark.parametrize("status", [400, 404, 429, 500, 502])
+def test_http_error_message_never_carries_the_upstream_text(status: int) -> None:
+    body = b'{"error": {"message": "/srv/llama.cpp/server.cpp:99: boom"}}'
+    error = translate.http_error(status, "", body)
+    assert "/srv" not in error.message and f"HTTP {status}" in error.message
+    assert error.detail == "/srv/llama.cpp/server.cpp:99: boom"
+
+
+def test_assistant_turn_that_only_calls_tools_sends_empty_content_not_null() -> None:
+    call = pb.ToolCall(id="c", name="f", arguments="{}")
+    [sent] = body_of(messages=[pb.Message(role=pb.ROLE_ASSISTANT, tool_calls=[call])])["messages"]
+    assert sent["content"] == ""

@@ -30,3 +30,30 @@ def test_text_template_matches_encode_data(
     chunks = parse_data_frames(frames)
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "".join(pieces)
     assert b"".join(encode_data(c) for c in chunks) == frames
+
+
+def test_interleaved_calls_stream_contiguously_and_reasoning_is_reasoning_content() -> None:
+    b = ChatCompletionBuilder(model="m", completion_id="c", created=1, new_id=lambda p: p)
+
+    def call(index: int, arguments: str, name: str = "") -> pb.ChatChunk:
+        delta = pb.ToolCallDelta(index=index, arguments=arguments, name=name, id=name)
+        return pb.ChatChunk(tool_calls=[delta])
+
+    frames = b.add(pb.ChatChunk(reasoning_text="hmm "))
+    frames += b"".join(
+        b.add(c) for c in (call(0, '{"a"', "f"), call(1, '{"b"', "g"), call(0, ":1}"))
+    )
+    frames += b.add(
+        pb.ChatChunk(
+            tool_calls=[pb.ToolCallDelta(index=1, arguments=":2}")],
+            finish_reason=pb.FINISH_REASON_TOOL_CALLS,
+        )
+    )
+    frames += b.finish()
+    deltas = [c["choices"][0]["delta"] for c in parse_data_frames(frames)]
+    assert deltas[1] == {"reasoning_content": "hmm "}
+    order = [e["index"] for d in deltas for e in d.get("tool_calls", [])]
+    assert order == [0, 0, 1, 1]
+    message = b.body()["choices"][0]["message"]
+    assert message["reasoning_content"] == "hmm "
+    assert [c["function"]["arguments"] for c in message["tool_calls"]] == ['{"a":1}', '{"b":2}']

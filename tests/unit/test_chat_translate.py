@@ -73,7 +73,6 @@ REJECTED_CASES: dict[str, tuple[Any, list[Any]]] = {
     "web_search_options": ({}, [None]),
     "functions": ([{"name": "f"}], [None, []]),
     "function_call": ("auto", [None]),
-    "reasoning_effort": ("high", [None, "none"]),
     "verbosity": ("low", [None, "medium"]),
     "moderation": ({"model": "omni-moderation-latest"}, [None]),
     "service_tier": ("flex", [None, "auto", "default"]),
@@ -211,7 +210,7 @@ def test_assistant_refusal_field_becomes_a_refusal_part() -> None:
         ({"role": "robot", "content": "x"}, "messages[0].role"),
         ({"role": "user"}, "messages[0].content"),
         ({"role": "user", "content": []}, "messages[0].content"),
-        ({"role": "user", "content": "x", "colour": "red"}, "messages[0].colour"),
+        ({"role": "user", "content": "x", "name": 7}, "messages[0].name"),
         ({"role": "assistant", "content": None}, "messages[0].content"),
         ({"role": "assistant", "function_call": {"name": "f", "arguments": "{}"}},
          "messages[0].function_call"),
@@ -480,13 +479,13 @@ def test_same_index_pieces_of_one_chunk_are_merged() -> None:
         finish_reason=pb.FINISH_REASON_TOOL_CALLS,
     )
     frames, envelope = run([chunk])
-    (only,) = frames
-    entries = only["choices"][0]["delta"]["tool_calls"]
+    # One frame per call (the later one held until the first is whole), then the reason.
+    entries = [e for f in frames for e in f["choices"][0]["delta"].get("tool_calls", [])]
     assert [(e["index"], e["function"]["arguments"]) for e in entries] == [
         (0, '{"x": 1}'),
         (1, "{}"),
     ]
-    assert only["choices"][0]["finish_reason"] == "tool_calls"
+    assert [f["choices"][0]["finish_reason"] for f in frames] == [None, None, "tool_calls"]
     assert envelope["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] == (
         '{"x": 1}'
     )
@@ -540,3 +539,42 @@ def test_finish_reason_mapping_is_total() -> None:
 def _request(text: str, tools: list[pb.Tool] | None = None) -> pb.ChatRequest:
     message = pb.Message(role=pb.ROLE_USER, content=[pb.ContentPart(text=text)])
     return pb.ChatRequest(model="stub-echo", messages=[message], tools=tools or [])
+
+
+# --- keys clients add inside messages (issue: every real client unmodified) ------------
+
+SDK_HELPER_REPLAY = orjson.loads(
+    '{"role":"assistant","content":null,"refusal":null,"annotations":null,"audio":null,'
+    '"function_call":null,"parsed":null,"tool_calls":[{"id":"call_1","type":"function",'
+    '"index":0,"function":{"name":"GetWeather","arguments":"{\\"city\\":\\"x\\"}",'
+    '"parsed_arguments":{"city":"x"}}}]}'
+)
+
+
+def test_sdk_helper_replay_and_named_messages_are_accepted() -> None:
+    messages = [
+        {"role": "system", "content": "s", "name": "rules"},
+        {"role": "user", "content": [{"type": "text", "text": "u", "extra": 1}], "name": "ann"},
+        SDK_HELPER_REPLAY,
+        {"role": "tool", "tool_call_id": "call_1", "name": "GetWeather", "content": "sunny"},
+    ]
+    chat = parse(messages=messages).chat
+    assert [m.role for m in chat.messages] == [
+        pb.ROLE_SYSTEM, pb.ROLE_USER, pb.ROLE_ASSISTANT, pb.ROLE_TOOL,
+    ]  # fmt: skip
+    call = chat.messages[2].tool_calls[0]
+    assert (call.id, call.name, call.arguments) == ("call_1", "GetWeather", '{"city":"x"}')
+    assert chat.messages[3].tool_call_id == "call_1"
+    # Ignored keys change nothing the backend sees.
+    plain = dict(SDK_HELPER_REPLAY, tool_calls=[{**SDK_HELPER_REPLAY["tool_calls"][0]}])
+    for key in ("parsed", "annotations", "audio", "function_call", "refusal"):
+        plain.pop(key)
+    del plain["tool_calls"][0]["index"]
+    assert parse(messages=[plain]).chat == parse(messages=[SDK_HELPER_REPLAY]).chat
+
+
+def test_known_keys_inside_messages_keep_their_type_checks() -> None:
+    bad = dict(SDK_HELPER_REPLAY, tool_calls=[{"id": 1, "type": "function", "function": {}}])
+    with pytest.raises(InvalidRequest) as info:
+        parse(messages=[bad])
+    assert (info.value.param, info.value.code) == ("messages[0].tool_calls[0].id", "invalid_type")

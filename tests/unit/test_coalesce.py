@@ -12,21 +12,24 @@ from runinfra import coalesce
 from runinfra.chat.v1 import chat_service_pb2 as pb
 
 
-def request(text: str, tools: bool = False) -> pb.ChatRequest:
+def request(text: str, tools: bool = False, model: str = "stub-echo") -> pb.ChatRequest:
     message = pb.Message(role=pb.ROLE_USER, content=[pb.ContentPart(text=text)])
-    req = pb.ChatRequest(model="stub-echo", messages=[message])
+    req = pb.ChatRequest(model=model, messages=[message])
     if tools:
         schema = '{"type":"object","properties":{"a":{"type":"string"}},"required":["a"]}'
         req.tools.extend([pb.Tool(name="f", parameters=schema), pb.Tool(name="g")])
     return req
 
 
-def whole(chunks: list[pb.ChatChunk]) -> tuple[str, dict[int, str], int, pb.Usage]:
-    """What a client keeps: the text, each call's id+name+arguments, finish reason, usage."""
+def whole(chunks: list[pb.ChatChunk]) -> tuple[str, str, dict[int, str], int, pb.Usage]:
+    """What a client keeps: the reasoning, the text, each call's id+name+arguments, finish
+    reason, usage."""
     calls: dict[int, str] = {}
     for d in (d for c in chunks for d in c.tool_calls):
         calls[d.index] = calls.get(d.index, "") + d.id + d.name + d.arguments
-    return "".join(c.text for c in chunks), calls, chunks[-1].finish_reason, chunks[-1].usage
+    reasoning = "".join(c.reasoning_text for c in chunks)
+    last = chunks[-1]
+    return reasoning, "".join(c.text for c in chunks), calls, last.finish_reason, last.usage
 
 
 def test_merge_joins_text_and_arguments_and_keeps_the_last_finish_and_usage() -> None:
@@ -51,6 +54,15 @@ def test_paced_sends_the_first_chunk_alone_then_one_chunk_per_window(
     sent = coalesce.paced(chunks, delay, hold)
     assert [made for made, _ in sent] == sizes
     assert sent[0][1] == chunks[0]
+    assert whole([c for _, c in sent]) == whole(chunks)
+
+
+def test_paced_joins_reasoning_before_text() -> None:
+    chunks = list(behaviour.plan(request("a b", model="stub-think")).chunks)
+    assert chunks[0].reasoning_text and not chunks[-1].reasoning_text
+    sent = coalesce.paced(chunks, 0.02, 1.0)
+    assert len(sent) == 2
+    assert sent[1][1].reasoning_text and sent[1][1].text == "a b"
     assert whole([c for _, c in sent]) == whole(chunks)
 
 

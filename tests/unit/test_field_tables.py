@@ -54,6 +54,13 @@ MAPPED: dict[str, tuple[Any, Check]] = {
         lambda r: r.chat.response_format.json_schema.name == "x",
     ),
     "metadata": ({"k": "v"}, lambda r: r.echo.metadata == {"k": "v"}),
+    "reasoning": (
+        {"effort": "high", "summary": "auto"},
+        lambda r: (
+            r.chat.reasoning_effort == pb.REASONING_EFFORT_HIGH
+            and r.echo.reasoning == {"effort": "high", "summary": "auto"}
+        ),
+    ),
 }
 # ignored: a realistic value that must change nothing sent to the backend.
 IGNORED: dict[str, Any] = {
@@ -64,6 +71,7 @@ IGNORED: dict[str, Any] = {
     "prompt_cache_retention": "24h",
     "prompt_cache_options": {"ttl": "1h"},
     "stream_options": {"include_obfuscation": False},
+    "client_metadata": {"session_id": "s", "x-codex-turn-metadata": '{"turn_id": "t"}'},
 }
 # rejected: a real value (400 naming the field); null is accepted.
 REJECTED: dict[str, Any] = {
@@ -73,7 +81,6 @@ REJECTED: dict[str, Any] = {
     "background": True,
     "prompt": {"id": "pmpt_123"},
     "include": ["message.output_text.logprobs"],
-    "reasoning": {"effort": "high"},
     "context_management": [{"type": "compaction"}],
     "moderation": {"model": "omni-moderation-latest"},
     "top_logprobs": 5,
@@ -154,6 +161,7 @@ CHAT_MAPPED: dict[str, tuple[Any, ChatCheck]] = {
         {"type": "json_object"},
         lambda r: r.chat.response_format.type == pb.RESPONSE_FORMAT_TYPE_JSON_OBJECT,
     ),
+    "reasoning_effort": ("low", lambda r: r.chat.reasoning_effort == pb.REASONING_EFFORT_LOW),
 }
 CHAT_NEEDS = {"stream_options": {"stream": True}}
 CHAT_IGNORED: dict[str, Any] = {
@@ -165,7 +173,7 @@ CHAT_REJECTED: dict[str, Any] = {
     "stop": ["\n"], "frequency_penalty": 0.5, "presence_penalty": 0.5, "audio": {"voice": "alloy"},
     "modalities": ["text", "audio"], "prediction": {"type": "content", "content": "x"},
     "web_search_options": {}, "functions": [{"name": "f"}], "function_call": "auto",
-    "reasoning_effort": "high", "verbosity": "low", "moderation": {"model": "m"},
+    "verbosity": "low", "moderation": {"model": "m"},
     "service_tier": "flex", "store": True,
 }  # fmt: skip
 

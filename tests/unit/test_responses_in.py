@@ -117,3 +117,114 @@ def test_agreeing_formats_are_accepted() -> None:
     parsed = responses_in.parse(body, "")
     assert parsed.chat.response_format.json_schema.strict
     assert parsed.echo.text["format"]["name"] == "s"
+
+
+# --- what the Codex CLI sends -------------------------------------------------------
+
+NS = {
+    "type": "namespace",
+    "name": "multi_agent_v1",
+    "description": "Sub-agents.",
+    "tools": [{"type": "function", "name": "close_agent", "parameters": {"type": "object"}}],
+}
+LONG_TURN_METADATA = '{"turn_id": "' + "x" * 4000 + '"}'
+
+CODEX_BAD: list[tuple[dict[str, Any], str, str]] = [
+    ({"client_metadata": "s"}, "client_metadata", "invalid_type"),
+    ({"client_metadata": {"session_id": 1}}, "client_metadata.session_id", "invalid_type"),
+    ({"client_metadata": {"k": "x" * 16385}}, "client_metadata.k", "invalid_value"),
+    ({"client_metadata": {"k" * 257: "v"}}, "client_metadata." + "k" * 64, "invalid_value"),
+    ({"client_metadata": {str(i): "v" for i in range(65)}}, "client_metadata", "invalid_value"),
+    ({"reasoning": "high"}, "reasoning", "invalid_type"),
+    ({"reasoning": {"effort": "huge"}}, "reasoning.effort", "invalid_value"),
+    ({"reasoning": {"summary": "long"}}, "reasoning.summary", "invalid_value"),
+    ({"reasoning": {"generate_summary": "long"}}, "reasoning.generate_summary", "invalid_value"),
+    ({"reasoning": {"budget": 5}}, "reasoning.budget", "unknown_parameter"),
+    ({"reasoning": {"context": 5}}, "reasoning.context", "invalid_type"),
+    ({"tools": [{**NS, "tools": []}]}, "tools[0].tools", "invalid_value"),
+    ({"tools": [{**NS, "tools": [{"type": "custom", "name": "apply_patch"}]}]}, "tools[0].tools[0].type", "unsupported_parameter"),
+    ({"tools": [{"type": "custom", "name": "apply_patch"}]}, "tools[0].type", "unsupported_parameter"),
+    ({"tools": [{**NS, "name": 3}]}, "tools[0].name", "invalid_type"),
+    ({"tools": [NS, NS]}, "tools", "invalid_value"),
+    ({"tools": [FN, FN]}, "tools", "invalid_value"),
+    ({"tools": [{**NS, "name": "n" * 60}]}, "tools[0].tools[0].name", "invalid_value"),
+    ({"input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}", "namespace": 1}]}, "input[0].namespace", "invalid_type"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("extra", "param", "code"), CODEX_BAD)
+def test_codex_fields_are_type_checked(extra: dict[str, Any], param: str, code: str) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        responses_in.parse({"model": "m", "input": "x", **extra}, "m")
+    assert (info.value.param, info.value.code) == (param, code)
+
+
+def test_client_metadata_as_codex_sends_it_is_accepted_and_not_forwarded() -> None:
+    meta = {"session_id": "s", "turn_id": "t", "x-codex-turn-metadata": LONG_TURN_METADATA}
+    with_meta = responses_in.parse({"model": "m", "input": "x", "client_metadata": meta}, "m")
+    assert with_meta.chat == responses_in.parse({"model": "m", "input": "x"}, "m").chat
+
+
+@pytest.mark.parametrize(
+    ("reasoning", "effort", "echo"),
+    [
+        ({"summary": "auto"}, pb.REASONING_EFFORT_UNSPECIFIED, {"effort": None, "summary": "auto"}),
+        ({}, pb.REASONING_EFFORT_UNSPECIFIED, {"effort": None, "summary": None}),
+        ({"effort": "none"}, pb.REASONING_EFFORT_UNSPECIFIED, {"effort": "none", "summary": None}),
+        (
+            {"effort": "minimal"},
+            pb.REASONING_EFFORT_MINIMAL,
+            {"effort": "minimal", "summary": None},
+        ),
+        (
+            {"effort": "high", "summary": "detailed"},
+            pb.REASONING_EFFORT_HIGH,
+            {"effort": "high", "summary": "detailed"},
+        ),
+        (
+            {"effort": "low", "context": "all_turns"},
+            pb.REASONING_EFFORT_LOW,
+            {"effort": "low", "summary": None},
+        ),
+        ({"generate_summary": "concise"}, 0, {"effort": None, "summary": "concise"}),
+    ],
+)
+def test_reasoning_effort_and_summary(
+    reasoning: dict[str, Any], effort: int, echo: dict[str, Any]
+) -> None:
+    parsed = responses_in.parse({"model": "m", "input": "x", "reasoning": reasoning}, "m")
+    assert (parsed.chat.reasoning_effort, parsed.echo.reasoning) == (effort, echo)
+
+
+def test_namespace_tools_are_flattened_and_replayed_calls_find_them() -> None:
+    body = {
+        "model": "m",
+        "tools": [FN, NS],
+        "input": [
+            {"type": "function_call", "call_id": "c1", "name": "close_agent", "arguments": "{}",
+             "namespace": "multi_agent_v1", "id": "fc_1", "status": "completed"},
+            {"type": "function_call_output", "call_id": "c1", "output": "ok", "id": "fco_1"},
+        ],
+    }  # fmt: skip
+    parsed = responses_in.parse(body, "m")
+    assert [t.name for t in parsed.chat.tools] == ["f", "multi_agent_v1__close_agent"]
+    assert parsed.chat.messages[0].tool_calls[0].name == "multi_agent_v1__close_agent"
+    assert parsed.echo.namespaced == {
+        "multi_agent_v1__close_agent": ("multi_agent_v1", "close_agent")
+    }
+    assert parsed.echo.tools[1]["type"] == "namespace"
+    assert [t["name"] for t in parsed.echo.tools[1]["tools"]] == ["close_agent"]
+
+
+def test_unknown_keys_inside_items_and_parts_are_ignored() -> None:
+    body = {
+        "model": "m",
+        "input": [
+            {"type": "message", "role": "user", "x-extra": 1,
+             "content": [{"type": "input_text", "text": "hi", "cache": True}]},
+            {"type": "reasoning", "id": "rs_1", "summary": [], "content": None,
+             "encrypted_content": "gAAAA"},
+        ],
+    }  # fmt: skip
+    parsed = responses_in.parse(body, "m")
+    assert [m.content[0].text for m in parsed.chat.messages] == ["hi"]

@@ -26,7 +26,8 @@ def user(*parts: str | None) -> pb.Message:
 
 
 def req(*messages: pb.Message, **kw: object) -> pb.ChatRequest:
-    return pb.ChatRequest(model="stub-echo", messages=messages, **kw)  # type: ignore[arg-type]
+    kw.setdefault("model", "stub-echo")
+    return pb.ChatRequest(messages=messages, **kw)  # type: ignore[arg-type]
 
 
 def texts(plan: b.Plan) -> list[str]:
@@ -151,6 +152,7 @@ def test_list_models() -> None:
     models = b.list_models().models
     assert [m.id for m in models] == [
         "stub-echo", "stub-fail-before", "stub-fail-mid", "stub-slow", "stub-fail-once", "stub-rate-limited",
+        "stub-think", "stub-args", "stub-fail-first-attempt",
     ]  # fmt: skip
     assert {(m.owned_by, m.created) for m in models} == {("runinfra", b.CREATED)}
 
@@ -445,3 +447,51 @@ def test_buffered_tool_calls_are_whole() -> None:
         '{"a":"stub"}',
     )
     assert chunk.finish_reason == pb.FINISH_REASON_TOOL_CALLS
+
+
+# --- stub-think and stub-args ----------------------------------------------------
+
+
+def test_think_streams_reasoning_word_by_word_then_the_echo() -> None:
+    plan = b.plan(req(user("hello there"), model="stub-think"))
+    reasoning = [c.reasoning_text for c in plan.chunks if c.reasoning_text]
+    assert reasoning == ["Thinking ", "about: ", "hello ", "there"]
+    assert [c.text for c in plan.chunks if c.text] == ["hello ", "there"]
+    assert all(not (c.text and c.reasoning_text) for c in plan.chunks)
+    assert plan.chunks.index(next(c for c in plan.chunks if c.text)) == len(reasoning)
+    assert plan.usage.output_tokens == len(plan.chunks) == 6
+    assert plan.usage.reasoning_tokens == 4
+
+
+def test_think_buffered_joins_reasoning_and_text() -> None:
+    [chunk] = b.plan(req(user("hi you"), model="stub-think", buffered=True)).chunks
+    assert (chunk.reasoning_text, chunk.text) == ("Thinking about: hi you", "hi you")
+    assert chunk.usage.reasoning_tokens == 4
+
+
+def test_think_then_tool_call() -> None:
+    plan = b.plan(req(user("get_weather now"), model="stub-think", tools=weather_tools()))
+    assert plan.chunks[0].reasoning_text == "Thinking "
+    assert calls(plan) == [("call_stub_0", "get_weather", {"city": "stub"})]
+
+
+def test_echo_model_sends_no_reasoning() -> None:
+    plan = b.plan(req(user("hello there")))
+    assert not any(c.reasoning_text for c in plan.chunks)
+    assert plan.usage.reasoning_tokens == 0
+
+
+def test_args_model_fills_top_level_strings_with_the_text_after_the_name() -> None:
+    params = (
+        '{"type":"object","properties":{"cmd":{"type":"string"},"n":{"type":"integer"},'
+        '"mode":{"enum":["a","b"]}},"required":["cmd","n","mode"]}'
+    )
+    tool = pb.Tool(name="exec_command", parameters=params)
+    plan = b.plan(req(user("please exec_command  echo hi > x "), model="stub-args", tools=[tool]))
+    arguments = {"cmd": "echo hi > x", "n": 0, "mode": "a"}
+    assert calls(plan) == [("call_stub_0", "exec_command", arguments)]
+
+
+def test_args_model_with_nothing_after_the_name_keeps_stub() -> None:
+    plan = b.plan(req(user("get_weather"), model="stub-args", tools=weather_tools()))
+    assert calls(plan) == [("call_stub_0", "get_weather", {"city": "stub"})]

@@ -19,6 +19,38 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _ReasoningEffort:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReasoningEffortEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReasoningEffort.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REASONING_EFFORT_UNSPECIFIED: _ReasoningEffort.ValueType  # 0
+    """Not set; the backend's default."""
+    REASONING_EFFORT_MINIMAL: _ReasoningEffort.ValueType  # 1
+    """As little reasoning as the model allows."""
+    REASONING_EFFORT_LOW: _ReasoningEffort.ValueType  # 2
+    """Little reasoning."""
+    REASONING_EFFORT_MEDIUM: _ReasoningEffort.ValueType  # 3
+    """A moderate amount of reasoning."""
+    REASONING_EFFORT_HIGH: _ReasoningEffort.ValueType  # 4
+    """Much reasoning."""
+
+class ReasoningEffort(_ReasoningEffort, metaclass=_ReasoningEffortEnumTypeWrapper):
+    """ReasoningEffort is how much a reasoning model should think before answering."""
+
+REASONING_EFFORT_UNSPECIFIED: ReasoningEffort.ValueType  # 0
+"""Not set; the backend's default."""
+REASONING_EFFORT_MINIMAL: ReasoningEffort.ValueType  # 1
+"""As little reasoning as the model allows."""
+REASONING_EFFORT_LOW: ReasoningEffort.ValueType  # 2
+"""Little reasoning."""
+REASONING_EFFORT_MEDIUM: ReasoningEffort.ValueType  # 3
+"""A moderate amount of reasoning."""
+REASONING_EFFORT_HIGH: ReasoningEffort.ValueType  # 4
+"""Much reasoning."""
+Global___ReasoningEffort: _TypeAlias = ReasoningEffort  # noqa: Y015
+
 class _Role:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -192,6 +224,7 @@ class ChatRequest(_message.Message):
     PARALLEL_TOOL_CALLS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     BUFFERED_FIELD_NUMBER: _builtins.int
+    REASONING_EFFORT_FIELD_NUMBER: _builtins.int
     MAX_HOLD_MS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """The model to run, as listed by ListModels."""
@@ -209,6 +242,10 @@ class ChatRequest(_message.Message):
     """The caller uses only the complete reply (its own client is not streaming):
     the backend may send it in fewer, larger chunks. Usage and the finish
     reason are the same either way.
+    """
+    reasoning_effort: Global___ReasoningEffort.ValueType
+    """How much the model should reason before it answers, for models that
+    reason; unspecified means the backend's default.
     """
     max_hold_ms: _builtins.int
     """The longest, in milliseconds, a backend may hold generated output before
@@ -247,11 +284,12 @@ class ChatRequest(_message.Message):
         parallel_tool_calls: _builtins.bool | None = ...,
         request_id: _builtins.str = ...,
         buffered: _builtins.bool = ...,
+        reasoning_effort: Global___ReasoningEffort.ValueType = ...,
         max_hold_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_output_tokens", b"_max_output_tokens", "_parallel_tool_calls", b"_parallel_tool_calls", "_temperature", b"_temperature", "_top_p", b"_top_p", "max_output_tokens", b"max_output_tokens", "parallel_tool_calls", b"parallel_tool_calls", "response_format", b"response_format", "temperature", b"temperature", "tool_choice", b"tool_choice", "top_p", b"top_p"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_output_tokens", b"_max_output_tokens", "_parallel_tool_calls", b"_parallel_tool_calls", "_temperature", b"_temperature", "_top_p", b"_top_p", "buffered", b"buffered", "max_hold_ms", b"max_hold_ms", "max_output_tokens", b"max_output_tokens", "messages", b"messages", "model", b"model", "parallel_tool_calls", b"parallel_tool_calls", "request_id", b"request_id", "response_format", b"response_format", "temperature", b"temperature", "tool_choice", b"tool_choice", "tools", b"tools", "top_p", b"top_p"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_output_tokens", b"_max_output_tokens", "_parallel_tool_calls", b"_parallel_tool_calls", "_temperature", b"_temperature", "_top_p", b"_top_p", "buffered", b"buffered", "max_hold_ms", b"max_hold_ms", "max_output_tokens", b"max_output_tokens", "messages", b"messages", "model", b"model", "parallel_tool_calls", b"parallel_tool_calls", "reasoning_effort", b"reasoning_effort", "request_id", b"request_id", "response_format", b"response_format", "temperature", b"temperature", "tool_choice", b"tool_choice", "tools", b"tools", "top_p", b"top_p"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_output_tokens: _TypeAlias = _typing.Literal["max_output_tokens"]  # noqa: Y015
     _WhichOneofArgType__max_output_tokens: _TypeAlias = _typing.Literal["_max_output_tokens", b"_max_output_tokens"]  # noqa: Y015
@@ -548,10 +586,16 @@ class ChatChunk(_message.Message):
     TOOL_CALLS_FIELD_NUMBER: _builtins.int
     FINISH_REASON_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
+    REASONING_TEXT_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """The next piece of reply text; empty if this chunk carries none."""
     finish_reason: Global___FinishReason.ValueType
     """Why generation stopped; set on the last chunk only."""
+    reasoning_text: _builtins.str
+    """The next piece of the model's reasoning text (what a reasoning model
+    thinks before it answers); empty if this chunk carries none. Reasoning
+    comes before the reply's text and tool calls.
+    """
     @_builtins.property
     def tool_calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___ToolCallDelta]:
         """Pieces of tool calls, in order. A call's first delta carries its id and
@@ -569,10 +613,11 @@ class ChatChunk(_message.Message):
         tool_calls: _abc.Iterable[Global___ToolCallDelta] | None = ...,
         finish_reason: Global___FinishReason.ValueType = ...,
         usage: Global___Usage | None = ...,
+        reasoning_text: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["finish_reason", b"finish_reason", "text", b"text", "tool_calls", b"tool_calls", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["finish_reason", b"finish_reason", "reasoning_text", b"reasoning_text", "text", b"text", "tool_calls", b"tool_calls", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
