@@ -30,7 +30,7 @@ TOOL = {
 
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[Servers]:
-    s = Servers()
+    s = Servers(max_hold_ms=100)  # the default, which tests.support.Servers turns off
     yield s
     s.close()
 
