@@ -92,6 +92,7 @@ def request_body(request: pb.ChatRequest) -> dict[str, Any]:
         fmt = _response_format(request.response_format)
         if fmt is not None:
             body["response_format"] = fmt
+    body.update(_sampling(request))
     if request.tools:
         body["tools"] = [_tool(t, i) for i, t in enumerate(request.tools)]
         if request.HasField("tool_choice"):
@@ -99,6 +100,23 @@ def request_body(request: pb.ChatRequest) -> dict[str, Any]:
         if request.HasField("parallel_tool_calls"):
             body["parallel_tool_calls"] = request.parallel_tool_calls
     return body
+
+
+def _sampling(request: pb.ChatRequest) -> dict[str, Any]:
+    """Stop sequences, seed, penalties, logit bias and logprobs: each only when set."""
+    out: dict[str, Any] = {}
+    if request.stop:
+        out["stop"] = list(request.stop)
+    for name in ("seed", "frequency_penalty", "presence_penalty"):
+        if request.HasField(name):
+            out[name] = getattr(request, name)
+    if request.logit_bias:
+        out["logit_bias"] = {str(token): bias for token, bias in request.logit_bias.items()}
+    if request.logprobs:
+        out["logprobs"] = True
+        if request.top_logprobs:
+            out["top_logprobs"] = request.top_logprobs
+    return out
 
 
 def _message(message: pb.Message) -> dict[str, Any]:
@@ -222,6 +240,43 @@ def finish_reason(value: object, called_tools: bool = False) -> pb.FinishReason.
     return reason
 
 
+def token_logprobs(value: object) -> list[pb.TokenLogprob]:
+    """A choice's upstream `logprobs` ({"content": [...]}) as TokenLogprobs; malformed
+    entries are skipped, malformed bytes left unset."""
+    content = _obj(value).get("content")
+    return [
+        pb.TokenLogprob(
+            token=item["token"],
+            logprob=_logprob(item.get("logprob")),
+            bytes=_bytes(item.get("bytes")),
+            top_logprobs=[
+                pb.TopLogprob(
+                    token=top["token"],
+                    logprob=_logprob(top.get("logprob")),
+                    bytes=_bytes(top.get("bytes")),
+                )
+                for top in _list(item.get("top_logprobs"))
+                if isinstance(top, dict) and isinstance(top.get("token"), str)
+            ],
+        )
+        for item in _list(content)
+        if isinstance(item, dict) and isinstance(item.get("token"), str)
+    ]
+
+
+def _logprob(value: object) -> float:
+    """A log probability; anything else is OpenAI's "very unlikely" value."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+        return max(float(value), -9999.0)  # also -inf; NaN compares false above
+    return -9999.0
+
+
+def _bytes(value: object) -> bytes | None:
+    if isinstance(value, list) and all(type(b) is int and 0 <= b <= 255 for b in value):
+        return bytes(value)
+    return None
+
+
 def usage(value: Mapping[str, Any]) -> pb.Usage:
     """An upstream usage object; missing or malformed counts are 0."""
     prompt = _obj(value.get("prompt_tokens_details"))
@@ -267,6 +322,7 @@ class ChunkDecoder:
             for key in ("content", "refusal"):  # a streamed refusal is the reply's text
                 if isinstance(delta.get(key), str):
                     out.text += delta[key]
+            out.logprobs.extend(token_logprobs(choice.get("logprobs")))
             out.reasoning_text += _reasoning(delta)
             calls = delta.get("tool_calls")
             for call in calls if isinstance(calls, list) else ():
@@ -479,6 +535,10 @@ def message_of(obj: object) -> str:
 
 def _obj(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _str(value: object) -> str:

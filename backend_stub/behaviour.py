@@ -8,12 +8,14 @@ Nothing here does I/O or knows about the gRPC server: `plan(request)` turns a
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import orjson
 
 from backend_stub.schema import minimal_instance as minimal_instance  # re-exported
+from runinfra import contract
 from runinfra.chat.v1 import chat_service_pb2 as pb
 
 CREATED = 1700000000
@@ -65,7 +67,8 @@ class PlannedCall:
 @dataclass(frozen=True)
 class Plan:
     """The whole reply: `chunks` are sent in order; the last one carries
-    `finish_reason` and `usage`, so `usage.output_tokens == len(chunks)`."""
+    `finish_reason` and `usage`, so `usage.output_tokens == len(chunks)` (but for a reply
+    that a stop sequence cut to nothing: one empty chunk, 0 output tokens)."""
 
     chunks: tuple[pb.ChatChunk, ...]
     finish_reason: pb.FinishReason.ValueType
@@ -231,6 +234,55 @@ def validate(request: pb.ChatRequest) -> None:
         raise RequestError("not_found", f"The model '{request.model}' does not exist")
     if request.HasField("max_output_tokens") and request.max_output_tokens <= 0:
         raise RequestError("invalid_argument", "max_output_tokens must be positive")
+    if problem := sampling_problem(request):
+        raise RequestError("invalid_argument", problem)
+
+
+def sampling_problem(request: pb.ChatRequest) -> str | None:
+    """What falls outside the ranges the contract documents, if anything."""
+    if len(request.stop) > contract.MAX_STOP_SEQUENCES or "" in request.stop:
+        return f"stop takes at most {contract.MAX_STOP_SEQUENCES} non-empty sequences"
+    if not 0 <= request.top_logprobs <= contract.MAX_TOP_LOGPROBS:
+        return f"top_logprobs must be between 0 and {contract.MAX_TOP_LOGPROBS}"
+    penalty, bias = contract.PENALTY_LIMIT, contract.LOGIT_BIAS_LIMIT
+    for name in ("frequency_penalty", "presence_penalty"):
+        if not -penalty <= getattr(request, name) <= penalty:
+            return f"{name} must be between -{penalty} and {penalty}"
+    if any(abs(b) > bias for b in request.logit_bias.values()):
+        return f"logit_bias values must be between -{bias} and {bias}"
+    return None
+
+
+def cut_at_stop(reply: str, stop: Sequence[str]) -> str:
+    """The reply before the first occurrence of any stop sequence (all of it if none occurs)."""
+    cuts = [i for i in (reply.find(s) for s in stop if s) if i >= 0]
+    return reply[: min(cuts)] if cuts else reply
+
+
+def token_logprob(token: str, top: int) -> pb.TokenLogprob:
+    """The stub's logprob of one token (a word chunk: a word and its whitespace): minus a
+    tenth per character of the word. Alternative k (from 0) is the token with k written
+    after its word (the token itself for k = 0), a whole unit less likely per k."""
+    word = token.strip()
+    start = token.index(word)
+    head, tail = token[:start], token[start + len(word) :]
+    alternatives = [token] + [f"{head}{word}{k}{tail}" for k in range(1, top)]
+    return pb.TokenLogprob(
+        token=token,
+        logprob=-len(word) / 10,
+        bytes=token.encode(),
+        top_logprobs=[
+            pb.TopLogprob(token=t, logprob=-(len(word) + 10 * k) / 10, bytes=t.encode())
+            for k, t in enumerate(alternatives[:top])
+        ],
+    )
+
+
+def word_chunk(word: str, request: pb.ChatRequest) -> pb.ChatChunk:
+    """One word's chunk, with its logprob when the request asks for logprobs."""
+    if not request.logprobs:
+        return pb.ChatChunk(text=word)
+    return pb.ChatChunk(text=word, logprobs=[token_logprob(word, request.top_logprobs)])
 
 
 def plan(request: pb.ChatRequest) -> Plan:
@@ -238,9 +290,9 @@ def plan(request: pb.ChatRequest) -> Plan:
     validate(request)
     said = last_user_text(request) if request.model == ARGS else None
     calls = plan_tool_calls(select_tools(request), said)
-    reply = "" if calls else reply_for(request)
+    reply = "" if calls else cut_at_stop(reply_for(request), request.stop)
     chunks = [c for call in calls for c in tool_call_chunks(call)]
-    chunks = chunks or [pb.ChatChunk(text=w) for w in split_words(reply)]
+    chunks = chunks or [word_chunk(w, request) for w in split_words(reply)]
     chunks = _reasoning_chunks(request) + chunks
     finish = pb.FINISH_REASON_TOOL_CALLS if calls else pb.FINISH_REASON_STOP
     if request.HasField("max_output_tokens") and len(chunks) > request.max_output_tokens:
@@ -250,6 +302,7 @@ def plan(request: pb.ChatRequest) -> Plan:
         output_tokens=len(chunks),
         reasoning_tokens=sum(1 for c in chunks if c.reasoning_text),
     )
+    chunks = chunks or [pb.ChatChunk()]  # a stop sequence right at the start: no words
     chunks[-1].finish_reason = finish
     chunks[-1].usage.CopyFrom(usage)
     if request.buffered and request.model != FAIL_MID:
@@ -270,6 +323,7 @@ def coalesce(chunks: list[pb.ChatChunk]) -> pb.ChatChunk:
         reasoning_text="".join(c.reasoning_text for c in chunks),
         text="".join(c.text for c in chunks),
         tool_calls=list(calls.values()),
+        logprobs=[lp for c in chunks for lp in c.logprobs],
         finish_reason=chunks[-1].finish_reason,
     )
     merged.usage.CopyFrom(chunks[-1].usage)

@@ -47,10 +47,10 @@ class StubChatService(pb_grpc.ChatServiceServicer):
         self._first_attempts: dict[str, str] = {}
         self._cond = threading.Condition()
 
-    def wait_cancelled(self, request_id: str, timeout: float) -> bool:
-        """Block (from any thread) until a Chat with `request_id` was cancelled."""
+    def wait_cancelled(self, request_id: str, timeout: float, count: int = 1) -> bool:
+        """Block (from any thread) until `count` Chat calls with `request_id` were cancelled."""
         with self._cond:
-            return self._cond.wait_for(lambda: request_id in self.cancelled, timeout)
+            return self._cond.wait_for(lambda: self.cancelled.count(request_id) >= count, timeout)
 
     def _record(
         self,
@@ -137,7 +137,9 @@ def _scripted_chunks(model: str, plan: behaviour.Plan) -> tuple[pb.ChatChunk, ..
     """The plan's chunks; for stub-fail-mid only the first two, without finish or usage."""
     if model != behaviour.FAIL_MID:
         return plan.chunks
-    head = [pb.ChatChunk(text=c.text, tool_calls=c.tool_calls) for c in plan.chunks]
+    head = [
+        pb.ChatChunk(text=c.text, tool_calls=c.tool_calls, logprobs=c.logprobs) for c in plan.chunks
+    ]
     return tuple(head[: behaviour.FAIL_MID_AFTER])
 
 

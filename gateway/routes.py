@@ -6,12 +6,13 @@ import hashlib
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway import fanout
 from gateway.backend import ChatBackend
 from gateway.config import Settings
 from gateway.errors import GatewayError, NotFound
@@ -23,6 +24,7 @@ from gateway.streaming import CancelledOnDisconnect, EventStream
 from gateway.translate import chat_in, models_out, responses_in
 from gateway.translate.builder import StreamBuilder
 from gateway.translate.chat_out import ChatCompletionBuilder
+from gateway.translate.choices import ChoicesBuilder
 from gateway.translate.responses_out import ResponseBuilder
 from runinfra.chat.v1 import chat_service_pb2 as pb
 
@@ -34,6 +36,7 @@ _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 # that is not printable ASCII (invalid gRPC metadata) or too long is not forwarded.
 _FORWARDED = (("x-client-request-id", 512), ("idempotency-key", 255))
 _PRINTABLE = re.compile(r"[\x20-\x7e]+")
+C = TypeVar("C")  # what a reply stream yields: a ChatChunk, or (choice index, ChatChunk)
 
 
 def _open_chunks(request: Request, chat: pb.ChatRequest, route: str) -> AsyncIterator[pb.ChatChunk]:
@@ -64,12 +67,10 @@ async def _serve(
     request: Request,
     raw: bytes,
     stream: bool,
-    builder: StreamBuilder,
-    route: str,
-    chat: pb.ChatRequest,
-) -> Response | EventStream:
-    """Call the backend; fold the reply into one body, or stream it as the builder's frames."""
-    chunks = _open_chunks(request, chat, route)
+    builder: StreamBuilder[C],
+    chunks: AsyncIterator[C],
+) -> Response | EventStream[C]:
+    """Fold the reply into one body, or stream it as the builder's frames."""
     if stream:
         return EventStream(builder, chunks, request.app.state.metrics)
 
@@ -114,7 +115,7 @@ async def _idempotent(
 # --- /v1/responses ---------------------------------------------------------------------
 
 
-async def create_response(request: Request) -> Response | EventStream:
+async def create_response(request: Request) -> Response | EventStream[pb.ChatChunk]:
     settings: Settings = request.app.state.settings
     raw, body = await read_json(request, settings.max_body_bytes)
     parsed = responses_in.parse(body, settings.default_model)
@@ -126,8 +127,10 @@ async def create_response(request: Request) -> Response | EventStream:
         completed_at=lambda: int(time.time()),
         incomplete_as_completed=settings.incomplete_as_completed,
         streaming=parsed.stream,
+        logprobs=parsed.chat.logprobs,
     )
-    return await _serve(request, raw, parsed.stream, builder, "/v1/responses", parsed.chat)
+    chunks = _open_chunks(request, parsed.chat, "/v1/responses")
+    return await _serve(request, raw, parsed.stream, builder, chunks)
 
 
 async def not_stored(request: Request) -> Response:
@@ -144,20 +147,32 @@ async def not_stored(request: Request) -> Response:
 # --- /v1/chat/completions --------------------------------------------------------------
 
 
-async def create_chat_completion(request: Request) -> Response | EventStream:
+async def create_chat_completion(request: Request) -> Response | EventStream[Any]:
     settings: Settings = request.app.state.settings
     raw, body = await read_json(request, settings.max_body_bytes)
     parsed = chat_in.parse(body, settings.default_model)
-    builder = ChatCompletionBuilder(
-        model=parsed.chat.model,
-        completion_id=new_id("chatcmpl", "-"),
-        created=int(time.time()),
-        new_id=new_id,
-        include_usage=parsed.include_usage,
-        streaming=parsed.stream,
-    )
+    completion_id, created = new_id("chatcmpl", "-"), int(time.time())
     route = "/v1/chat/completions"
-    return await _serve(request, raw, parsed.stream, builder, route, parsed.chat)
+    choices = [
+        ChatCompletionBuilder(
+            model=parsed.chat.model,
+            completion_id=completion_id,
+            created=created,
+            new_id=new_id,
+            include_usage=parsed.include_usage,
+            streaming=parsed.stream,
+            index=index,
+            logprobs=parsed.chat.logprobs,
+        )
+        for index in range(parsed.n)
+    ]
+    if parsed.n == 1:
+        chunks = _open_chunks(request, parsed.chat, route)
+        return await _serve(request, raw, parsed.stream, choices[0], chunks)
+    # n choices: n concurrent calls, merged (gateway.fanout); all cancelled together.
+    merged = fanout.merge([_open_chunks(request, parsed.chat, route) for _ in choices])
+    builder = ChoicesBuilder(choices, include_usage=parsed.include_usage, streaming=parsed.stream)
+    return await _serve(request, raw, parsed.stream, builder, merged)
 
 
 # --- /v1/models --------------------------------------------------------------------------

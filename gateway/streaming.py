@@ -6,16 +6,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from starlette.types import Receive, Scope, Send
 
 from gateway.errors import BackendError, GatewayError, internal_error
 from gateway.metrics import Metrics
 from gateway.translate.builder import StreamBuilder
-from runinfra.chat.v1 import chat_service_pb2 as pb
 
 log = logging.getLogger("gateway")
+C = TypeVar("C")  # what the stream yields: a ChatChunk, or (choice index, ChatChunk)
 
 
 class CancelledOnDisconnect:
@@ -51,7 +51,7 @@ async def _cancel_on_disconnect(receive: Receive, task: asyncio.Task[Any]) -> No
     task.cancel()
 
 
-class EventStream:
+class EventStream(Generic[C]):
     """The builder's frames as `text/event-stream`, written straight to ASGI `send`.
 
     Headers wait for the first chunk, so a failure before it is a real HTTP error (raised
@@ -66,7 +66,7 @@ class EventStream:
     )
 
     def __init__(
-        self, builder: StreamBuilder, chunks: AsyncIterator[pb.ChatChunk], metrics: Metrics
+        self, builder: StreamBuilder[C], chunks: AsyncIterator[C], metrics: Metrics
     ) -> None:
         self.builder = builder
         self.chunks = chunks
@@ -88,7 +88,7 @@ class EventStream:
         finally:
             await self.chunks.aclose()  # type: ignore[attr-defined]
 
-    async def _body(self, send: Send, first: pb.ChatChunk | None) -> None:
+    async def _body(self, send: Send, first: C | None) -> None:
         builder = self.builder
         self.metrics.streams.inc()
         try:

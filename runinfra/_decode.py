@@ -14,6 +14,7 @@ from runinfra.types import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatMessage,
+    ChunkChoice,
     Response,
     ResponseEvent,
     ToolCall,
@@ -130,17 +131,28 @@ class ChatDecoder(_Partial[ChatCompletionChunk]):
         return chunk
 
     def completion(self) -> ChatCompletion:
-        """The chunks folded into one chat.completion (first choice)."""
+        """The chunks folded into one chat.completion: one choice per index (n > 1 streams
+        interleave their choices' chunks)."""
         first = self.chunks[0]
-        choices = [c for chunk in self.chunks for c in chunk.choices]
-        finish = next((c.finish_reason for c in reversed(choices) if c.finish_reason), None)
+        by_index: dict[int, list[ChunkChoice]] = {}
+        for chunk in self.chunks:
+            for c in chunk.choices:
+                by_index.setdefault(c.index, []).append(c)
         usage = next((c.usage for c in reversed(self.chunks) if c.usage), None)
-        deltas = [d for c in choices for d in c.delta.tool_calls]
-        reasoning = "".join(c.delta.reasoning_content or "" for c in choices) or None
-        calls = _fold_calls(deltas)
-        message = ChatMessage("assistant", self.partial_text, None, calls, reasoning)
-        choice = ChatChoice(0, message, finish)
-        return ChatCompletion(first.id, first.model, first.created, (choice,), usage, self.info)
+        choices = tuple(_fold_choice(i, by_index[i]) for i in sorted(by_index))
+        choices = choices or (_fold_choice(0, []),)
+        return ChatCompletion(first.id, first.model, first.created, choices, usage, self.info)
+
+
+def _fold_choice(index: int, choices: list[ChunkChoice]) -> ChatChoice:
+    finish = next((c.finish_reason for c in reversed(choices) if c.finish_reason), None)
+    deltas = [d for c in choices for d in c.delta.tool_calls]
+    reasoning = "".join(c.delta.reasoning_content or "" for c in choices) or None
+    text = "".join(c.delta.content or "" for c in choices)
+    message = ChatMessage("assistant", text, None, _fold_calls(deltas), reasoning)
+    asked = any(c.logprobs is not None for c in choices)
+    logprobs = tuple(t for c in choices for t in c.logprobs or ()) if asked else None
+    return ChatChoice(index, message, finish, logprobs)
 
 
 def _fold_calls(deltas: list[ToolCallDelta]) -> tuple[ToolCall, ...]:

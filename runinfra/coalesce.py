@@ -16,7 +16,9 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
 from runinfra.chat.v1 import chat_service_pb2 as pb
 
-MERGEABLE = frozenset({"reasoning_text", "text", "tool_calls", "finish_reason", "usage"})
+MERGEABLE = frozenset(
+    {"reasoning_text", "text", "logprobs", "tool_calls", "finish_reason", "usage"}
+)
 
 
 def hold_seconds(request: pb.ChatRequest) -> float:
@@ -30,14 +32,16 @@ def mergeable(chunk: pb.ChatChunk) -> bool:
 
 
 def merge(chunks: Sequence[pb.ChatChunk]) -> pb.ChatChunk:
-    """One chunk for several in a row: reasoning texts and texts joined (reasoning comes before
-    the text in a stream, and in a chunk), a call's consecutive argument fragments joined into
-    one delta, and the finish reason and usage (set on the last chunk only)."""
+    """One chunk for several in a row: reasoning texts, texts and their logprobs joined
+    (reasoning comes before the text in a stream, and in a chunk), a call's consecutive argument
+    fragments joined into one delta, and the finish reason and usage (set on the last chunk
+    only)."""
     if len(chunks) == 1:
         return chunks[0]
     merged = pb.ChatChunk(
         reasoning_text="".join(c.reasoning_text for c in chunks),
         text="".join(c.text for c in chunks),
+        logprobs=[lp for c in chunks for lp in c.logprobs],  # one per token of `text`, in order
     )
     calls = merged.tool_calls
     for delta in (d for c in chunks for d in c.tool_calls):

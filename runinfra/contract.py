@@ -28,3 +28,10 @@ GRPC_TO_HTTP: dict[str, int] = {
     "UNAVAILABLE": 503,
     "DATA_LOSS": 500,
 }
+
+# The ranges the ChatRequest comments document (OpenAI's limits): callers validate against
+# them, and a backend may reject a request outside them as INVALID_ARGUMENT.
+MAX_STOP_SEQUENCES = 4
+MAX_TOP_LOGPROBS = 20
+PENALTY_LIMIT = 2  # frequency_penalty and presence_penalty: -2 to 2
+LOGIT_BIAS_LIMIT = 100  # each logit_bias value: -100 to 100

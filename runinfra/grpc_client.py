@@ -39,6 +39,13 @@ class ChatRequestFields(TypedDict, total=False):
     parallel_tool_calls: bool
     buffered: bool
     reasoning_effort: pb.ReasoningEffort.ValueType
+    stop: list[str]
+    seed: int
+    frequency_penalty: float
+    presence_penalty: float
+    logit_bias: dict[int, int]
+    logprobs: bool
+    top_logprobs: int
 
 
 class ChatCallParams(ChatRequestFields, total=False):
@@ -70,6 +77,7 @@ class ChatReply:
     usage: Usage | None
     request_id: str
     reasoning: str = ""
+    logprobs: tuple[pb.TokenLogprob, ...] = ()  # with logprobs=True: one per token of `text`
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +154,7 @@ class _Fold:
         self.request_id = request_id
         self.text: list[str] = []
         self.reasoning: list[str] = []
+        self.logprobs: list[pb.TokenLogprob] = []
         self.calls: dict[int, tuple[str, str, str]] = {}
         self.finish: str | None = None
         self.usage: Usage | None = None
@@ -153,6 +162,7 @@ class _Fold:
     def add(self, chunk: pb.ChatChunk) -> None:
         self.text.append(chunk.text)
         self.reasoning.append(chunk.reasoning_text)
+        self.logprobs.extend(chunk.logprobs)
         for d in chunk.tool_calls:
             id_, name, arguments = self.calls.get(d.index, ("", "", ""))
             self.calls[d.index] = (id_ or d.id, name or d.name, arguments + d.arguments)
@@ -164,7 +174,9 @@ class _Fold:
     def reply(self) -> ChatReply:
         calls = tuple(ToolCall(*self.calls[i]) for i in sorted(self.calls))
         text, reasoning = "".join(self.text), "".join(self.reasoning)
-        return ChatReply(text, calls, self.finish, self.usage, self.request_id, reasoning)
+        return ChatReply(
+            text, calls, self.finish, self.usage, self.request_id, reasoning, tuple(self.logprobs)
+        )
 
 
 class _Base:

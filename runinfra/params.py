@@ -46,6 +46,7 @@ class ResponseFields(TypedDict, total=False):
     metadata: dict[str, str]
     reasoning: dict[str, Any]
     include: list[str]
+    top_logprobs: int
     max_tool_calls: int
     user: str
     safety_identifier: str
@@ -65,6 +66,14 @@ class ChatFields(TypedDict, total=False):
     response_format: dict[str, Any]
     stream_options: dict[str, Any]
     reasoning_effort: str
+    n: int
+    stop: str | list[str]
+    seed: int
+    frequency_penalty: float
+    presence_penalty: float
+    logit_bias: dict[str, int]
+    logprobs: bool
+    top_logprobs: int
     user: str
     safety_identifier: str
     prompt_cache_key: str

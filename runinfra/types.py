@@ -24,6 +24,52 @@ class CallInfo:
     replayed: bool = False
 
 
+# --- logprobs (both APIs) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TopLogprob:
+    """One of the likeliest tokens at a position. `bytes` is the token's UTF-8 (None when the
+    gateway did not say)."""
+
+    token: str
+    logprob: float
+    bytes: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """The log probability of one generated token, and the likeliest tokens at its position."""
+
+    token: str
+    logprob: float
+    bytes: tuple[int, ...] | None = None
+    top_logprobs: tuple[TopLogprob, ...] = ()
+
+    @staticmethod
+    def of(data: JSON) -> TokenLogprob:
+        tops = tuple(
+            TopLogprob(t["token"], t["logprob"], _bytes(t.get("bytes")))
+            for t in data.get("top_logprobs") or ()
+        )
+        return TokenLogprob(data["token"], data["logprob"], _bytes(data.get("bytes")), tops)
+
+
+def _bytes(value: object) -> tuple[int, ...] | None:
+    return tuple(value) if isinstance(value, list) else None
+
+
+def logprobs_of(entries: object) -> tuple[TokenLogprob, ...]:
+    """A JSON array of logprob entries (either API's shape); () for none."""
+    return tuple(TokenLogprob.of(e) for e in entries) if isinstance(entries, list) else ()
+
+
+def choice_logprobs(choice: JSON) -> tuple[TokenLogprob, ...] | None:
+    """A chat choice's `logprobs.content`; None when logprobs were not asked for."""
+    logprobs = choice.get("logprobs")
+    return logprobs_of(logprobs.get("content")) if isinstance(logprobs, Mapping) else None
+
+
 # --- /v1/responses -----------------------------------------------------------------------
 
 
@@ -42,10 +88,12 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class OutputText:
-    """One content part of an output message: `type` is `output_text` or `refusal`."""
+    """One content part of an output message: `type` is `output_text` or `refusal`;
+    `logprobs` when the request included `message.output_text.logprobs`."""
 
     type: str
     text: str
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +138,9 @@ def output_item(data: JSON) -> OutputItem | None:
     """An output item, None for a kind this SDK does not know."""
     if data.get("type") == "message":
         parts = tuple(
-            OutputText(p["type"], p.get("text") or p.get("refusal") or "")
+            OutputText(
+                p["type"], p.get("text") or p.get("refusal") or "", logprobs_of(p.get("logprobs"))
+            )
             for p in data.get("content", ())
         )
         return OutputMessage(data["id"], data["role"], data["status"], parts)
@@ -160,11 +210,13 @@ class Response:
 class ResponseEvent:
     """One Responses stream event. `delta` is set on `*.delta` events, `item` on
     `response.output_item.*`, `response` on `response.created`/`in_progress`/`completed`/
-    `incomplete`; `raw` is the whole event."""
+    `incomplete`; `logprobs` on `response.output_text.delta`/`.done` when asked for; `raw` is
+    the whole event."""
 
     type: str
     sequence_number: int
     delta: str = ""
+    logprobs: tuple[TokenLogprob, ...] = ()
     item: OutputItem | None = None
     response: Response | None = None
     raw: JSON = field(default_factory=dict, repr=False)
@@ -176,6 +228,7 @@ class ResponseEvent:
             type=data["type"],
             sequence_number=data.get("sequence_number", 0),
             delta=data.get("delta", "") if isinstance(data.get("delta"), str) else "",
+            logprobs=logprobs_of(data.get("logprobs")),
             item=output_item(item) if isinstance(item, Mapping) else None,
             response=Response.of(response, info) if isinstance(response, Mapping) else None,
             raw=data,
@@ -226,6 +279,7 @@ class ChatChoice:
     index: int
     message: ChatMessage
     finish_reason: str | None
+    logprobs: tuple[TokenLogprob, ...] | None = None  # `logprobs.content`, when asked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +305,7 @@ class ChatCompletion:
                     c["message"].get("reasoning_content"),
                 ),
                 c.get("finish_reason"),
+                choice_logprobs(c),
             )
             for c in data.get("choices", ())
         )
@@ -297,6 +352,7 @@ class ChunkChoice:
     index: int
     delta: ChatDelta
     finish_reason: str | None
+    logprobs: tuple[TokenLogprob, ...] | None = None  # this delta's tokens, when asked for
 
 
 def _tool_call_delta(data: JSON) -> ToolCallDelta:
@@ -329,6 +385,7 @@ class ChatCompletionChunk:
                     c["delta"].get("reasoning_content"),
                 ),
                 c.get("finish_reason"),
+                choice_logprobs(c),
             )
             for c in data.get("choices", ())
         )
@@ -337,7 +394,7 @@ class ChatCompletionChunk:
 
     @property
     def text(self) -> str:
-        """This chunk's text ("" if none)."""
+        """This chunk's text ("" if none; with n > 1, every choice's)."""
         return "".join(c.delta.content or "" for c in self.choices)
 
 

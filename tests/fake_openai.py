@@ -5,7 +5,8 @@ thread. What POST /v1/chat/completions does is chosen by the request's `model`:
 
   fake-text     "Hello", ", ", "world", "!" (finish "stop" on the last one), then
                 a usage chunk with choices [] when stream_options.include_usage;
-                a chat.completion when stream is false
+                a chat.completion when stream is false. With `logprobs`, each text
+                chunk carries `logprob_entry(text, top_logprobs)`
   fake-tools    one get_weather call, its arguments in three fragments, finish tool_calls
   fake-json     a chat.completion even when asked to stream (a server ignoring `stream`)
   fake-error-frame  one text chunk, then an in-band {"error": {...}} event
@@ -71,13 +72,30 @@ class Recorded:
     body: Any
 
 
-def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+def _chunk(
+    model: str, delta: dict[str, Any], finish: str | None = None, logprobs: Any = None
+) -> dict[str, Any]:
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion.chunk",
         "created": CREATED,
         "model": model,
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
+    }
+
+
+def logprob_entry(token: str, top: int) -> dict[str, Any]:
+    """The fake's logprob of a token: -0.25 per character; alternative k is the token
+    uppercased with k "!" after it, at -(k + 1)."""
+    alternatives = [
+        {"token": f"{token.upper()}{'!' * k}", "logprob": -(k + 1.0), "bytes": None}
+        for k in range(top)
+    ]
+    return {
+        "token": token,
+        "logprob": -0.25 * len(token),
+        "bytes": list(token.encode()),
+        "top_logprobs": alternatives,
     }
 
 
@@ -93,7 +111,7 @@ def _tool_call(i: int, fragment: str) -> dict[str, Any]:
     return {"tool_calls": [call]}
 
 
-def script(model: str, include_usage: bool) -> list[dict[str, Any]]:
+def script(model: str, include_usage: bool, top: int | None = None) -> list[dict[str, Any]]:
     """The stream events of a scripted model (before [DONE])."""
     if model == "fake-slow":
         return [_chunk(model, {"content": f"tick {i} "}) for i in range(200)]
@@ -111,7 +129,13 @@ def script(model: str, include_usage: bool) -> list[dict[str, Any]]:
     else:
         last = len(TEXT) - 1
         events += [
-            _chunk(model, {"content": t}, "stop" if i == last else None) for i, t in enumerate(TEXT)
+            _chunk(
+                model,
+                {"content": t},
+                "stop" if i == last else None,
+                None if top is None else {"content": [logprob_entry(t, top)], "refusal": None},
+            )
+            for i, t in enumerate(TEXT)
         ]
     if include_usage:
         events.append(_usage_chunk(model))
@@ -247,6 +271,7 @@ class FakeOpenAI:
         if model == "fake-json" or not body.get("stream"):
             return JSONResponse(completion(model))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        events = list(sse(script(model, include_usage)))
+        top = (body.get("top_logprobs") or 0) if body.get("logprobs") else None
+        events = list(sse(script(model, include_usage, top)))
         delay = SLOW_DELAY if model == "fake-slow" else 0.0
         return EventStream(events, delay, self)

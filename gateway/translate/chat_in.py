@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.translate import common
+from gateway.translate import common, sampling
 from gateway.translate import fields as f
 from runinfra.chat.v1 import chat_service_pb2 as pb
 
@@ -27,35 +27,12 @@ ROLES = {
 }
 
 
-def _zero(v: object) -> bool:
-    return v is None or (type(v) in (int, float) and v == 0)
-
-
 def _text_only(v: object) -> bool:
     return f.empty(v) or v == ["text"]
 
 
-_LOGPROBS = "Log probabilities are not available from this backend; leave '{}' out."
-_PENALTY = "Repetition penalties are not in the backend contract; leave '{}' out or set it to 0."
-
 # Fields accepted only with a value that asks for nothing: (harmless?, what to do instead).
 REJECTED: dict[str, f.Rejection] = {
-    "n": (f.null_or(1), "One choice per request is available; send n separate requests."),
-    "logprobs": (f.null_or(False), _LOGPROBS.format("logprobs")),
-    "top_logprobs": (f.null_or(0), _LOGPROBS.format("top_logprobs")),
-    "logit_bias": (f.empty, "Token biases are not in the backend contract; leave it out."),
-    "seed": (
-        f.null_or(),
-        "The backend cannot sample deterministically; leave 'seed' out "
-        "(temperature 0 gives the most repeatable replies).",
-    ),
-    "stop": (
-        f.empty,
-        "Stop sequences are not in the backend contract; leave 'stop' out and cut the reply "
-        "client-side.",
-    ),
-    "frequency_penalty": (_zero, _PENALTY.format("frequency_penalty")),
-    "presence_penalty": (_zero, _PENALTY.format("presence_penalty")),
     "audio": (f.null_or(), "Audio output is not available; leave 'audio' out."),
     "modalities": (_text_only, "Only text output is available; send modalities: ['text']."),
     "prediction": (f.null_or(), "Predicted outputs are not available; leave 'prediction' out."),
@@ -90,7 +67,8 @@ MAPPED = frozenset(
     {
         "model", "messages", "temperature", "top_p", "max_tokens", "max_completion_tokens",
         "stream", "stream_options", "tools", "tool_choice", "parallel_tool_calls",
-        "response_format", "reasoning_effort",
+        "response_format", "reasoning_effort", "n", "stop", "seed", "frequency_penalty",
+        "presence_penalty", "logit_bias", "logprobs", "top_logprobs",
     }
 )  # fmt: skip
 FIELDS = MAPPED | REJECTED.keys() | IGNORED.keys()
@@ -103,6 +81,7 @@ class ChatCompletionRequest:
     chat: pb.ChatRequest
     stream: bool
     include_usage: bool  # stream_options.include_usage: end the stream with a usage chunk
+    n: int = 1  # choices: concurrent backend calls (gateway.fanout)
 
 
 def parse(body: Mapping[str, Any], default_model: str) -> ChatCompletionRequest:
@@ -123,7 +102,8 @@ def parse(body: Mapping[str, Any], default_model: str) -> ChatCompletionRequest:
         reasoning_effort=common.reasoning_effort(body.get("reasoning_effort"), "reasoning_effort"),
         **_sampling(body),
     )
-    return ChatCompletionRequest(chat, stream, _include_usage(body.get("stream_options"), stream))
+    include_usage = _include_usage(body.get("stream_options"), stream)
+    return ChatCompletionRequest(chat, stream, include_usage, sampling.choices(body.get("n")))
 
 
 def _sampling(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -138,7 +118,7 @@ def _sampling(body: Mapping[str, Any]) -> dict[str, Any]:
         out["max_output_tokens"] = limit
     if body.get("parallel_tool_calls") is not None:
         out["parallel_tool_calls"] = f.boolean(body["parallel_tool_calls"], "parallel_tool_calls")
-    return out
+    return out | sampling.chat_sampling(body)
 
 
 def _max_tokens(old: object, new: object) -> int | None:

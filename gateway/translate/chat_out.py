@@ -19,6 +19,7 @@ import orjson
 
 from gateway.errors import GatewayError
 from gateway.sse import DONE, encode_data
+from gateway.translate import logprobs as lp
 from runinfra.chat.v1 import chat_service_pb2 as pb
 
 Chunk = dict[str, Any]
@@ -59,8 +60,9 @@ class ChatCompletionBuilder:
     """Per-request state of one chat completion: text, tool calls, finish reason, usage."""
 
     __slots__ = (
-        "_calls", "_created", "_finish", "_held", "_id", "_include_usage", "_model", "_new_id",
-        "_reasoning", "_started", "_streaming", "_text", "_text_head", "_text_tail", "_usage",
+        "_calls", "_created", "_finish", "_held", "_id", "_include_usage", "_index", "_logprobs",
+        "_model", "_new_id", "_plain", "_reasoning", "_started", "_streaming", "_text",
+        "_text_head", "_text_tail", "_tokens", "_usage",
     )  # fmt: skip
 
     def __init__(
@@ -72,8 +74,13 @@ class ChatCompletionBuilder:
         new_id: Callable[[str], str],
         include_usage: bool = False,
         streaming: bool = True,
+        index: int = 0,
+        logprobs: bool = False,
     ) -> None:
         self._streaming = streaming
+        self._index = index  # this choice's index (gateway.fanout serves n > 1)
+        self._logprobs = logprobs  # the request asked for them: text frames carry them
+        self._tokens: list[pb.TokenLogprob] = []
         self._model = model
         self._id = completion_id
         self._created = created
@@ -88,6 +95,7 @@ class ChatCompletionBuilder:
         self._finish: str | None = None
         self._usage: dict[str, Any] | None = None
         self._started = False
+        self._plain = False  # started, without logprobs: text deltas fill the template
         # A text-only delta frame is head + JSON string + tail. Only fixed keys follow the
         # content, so the last occurrence of the placeholder is the content.
         sample = encode_data(self._frame({"content": "\x00"}, None))
@@ -99,7 +107,7 @@ class ChatCompletionBuilder:
         """Fold one backend chunk; return the frames it produces."""
         text = chunk.text
         if (
-            self._started
+            self._plain
             and text
             and not (chunk.tool_calls or chunk.finish_reason or chunk.reasoning_text)
         ):
@@ -127,7 +135,8 @@ class ChatCompletionBuilder:
         reason = finish_reason(chunk.finish_reason) if chunk.finish_reason else None
         frames, delta = self._open(delta)
         if delta:
-            frames.append(self._frame(delta, None if self._held else reason))
+            logprobs = self._add_logprobs(chunk)
+            frames.append(self._frame(delta, None if self._held else reason, logprobs))
         if reason:
             frames += self._release_held()
             if self._held or not delta:
@@ -135,6 +144,13 @@ class ChatCompletionBuilder:
             self._held = []
         self._finish = reason or self._finish
         return frames
+
+    def _add_logprobs(self, chunk: pb.ChatChunk) -> dict[str, Any] | None:
+        """The frame's `logprobs` object, when the request asked for them and there is text."""
+        if not (self._logprobs and chunk.text):
+            return None
+        self._tokens.extend(chunk.logprobs)
+        return lp.chat_choice(lp.chat_content(chunk.logprobs))
 
     def _release_held(self) -> list[Chunk]:
         """The held pieces of later calls, one frame each, call after call."""
@@ -149,7 +165,22 @@ class ChatCompletionBuilder:
         """What the stream still owes: the finish reason if no chunk carried one, then usage,
         then `data: [DONE]`."""
         frames = self._finish_frames()
+        if self._include_usage:
+            frames.append(self.usage_chunk(self._usage))
         return _encode(frames) + DONE if self._streaming else b""
+
+    def finish_choice(self) -> bytes:
+        """What this choice still owes (its finish reason), without the usage chunk or [DONE]:
+        one choice of several (gateway.translate.choices)."""
+        return _encode(self._finish_frames()) if self._streaming else b""
+
+    def usage(self) -> dict[str, Any] | None:
+        """The usage so far (None until the backend reports it)."""
+        return self._usage
+
+    def usage_chunk(self, usage: dict[str, Any] | None) -> Chunk:
+        """The chunk of `stream_options.include_usage`: no choices, the usage."""
+        return self._envelope("chat.completion.chunk", [], usage)
 
     def fail(self, error: GatewayError) -> bytes:
         """A failure after the first frame: one `data: {"error": {...}}` frame (the OpenAI
@@ -165,8 +196,6 @@ class ChatCompletionBuilder:
         if self._finish is None:
             self._finish = "stop"
             frames.append(self._frame({}, self._finish))
-        if self._include_usage:
-            frames.append(self._envelope("chat.completion.chunk", [], self._usage))
         return frames
 
     def _open(self, delta: dict[str, Any]) -> tuple[list[Chunk], dict[str, Any]]:
@@ -175,6 +204,7 @@ class ChatCompletionBuilder:
         if self._started:
             return [], delta
         self._started = True
+        self._plain = not self._logprobs
         if "tool_calls" in delta and "content" not in delta:
             return [], {"role": "assistant", "content": None, **delta}
         return [self._frame({"role": "assistant", "content": ""}, None)], delta
@@ -210,8 +240,15 @@ class ChatCompletionBuilder:
             "function": {"name": piece.name, "arguments": ""},
         }
 
-    def _frame(self, delta: dict[str, Any], reason: str | None) -> Chunk:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}
+    def _frame(
+        self, delta: dict[str, Any], reason: str | None, logprobs: dict[str, Any] | None = None
+    ) -> Chunk:
+        choice = {
+            "index": self._index,
+            "delta": delta,
+            "logprobs": logprobs,
+            "finish_reason": reason,
+        }
         frame = self._envelope("chat.completion.chunk", [choice], None)
         if not self._include_usage:
             del frame["usage"]
@@ -234,10 +271,10 @@ class ChatCompletionBuilder:
         if calls:
             message["tool_calls"] = calls
         choice = {
-            "index": 0,
+            "index": self._index,
             "message": message,
             "finish_reason": self._finish or "stop",
-            "logprobs": None,
+            "logprobs": lp.chat_choice(lp.chat_content(self._tokens)) if self._logprobs else None,
         }
         return self._envelope("chat.completion", [choice], self._usage)
 

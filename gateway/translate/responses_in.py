@@ -16,6 +16,7 @@ import orjson
 
 from gateway.translate import common
 from gateway.translate import fields as f
+from gateway.translate.sampling import top_logprobs
 from runinfra.chat.v1 import chat_service_pb2 as pb
 
 MAX_INPUT_ITEMS = 2048
@@ -42,10 +43,8 @@ _HARMLESS_INCLUDES = frozenset(
 )
 
 
-def _includes_ok(v: object) -> bool:
-    return v is None or (
-        isinstance(v, list) and all(isinstance(i, str) and i in _HARMLESS_INCLUDES for i in v)
-    )
+_LOGPROBS_INCLUDE = "message.output_text.logprobs"
+_INCLUDES = _HARMLESS_INCLUDES | {_LOGPROBS_INCLUDE}
 
 
 # Fields accepted only with a value that asks for nothing: (harmless?, what to do instead).
@@ -64,11 +63,6 @@ REJECTED: dict[str, f.Rejection] = {
         f.null_or(),
         "Stored prompt templates are not available; send 'instructions' and 'input' inline.",
     ),
-    "include": (
-        _includes_ok,
-        "Only includes that need no stored or hosted data are accepted; "
-        "logprobs are not available.",
-    ),
     "context_management": (
         f.empty,
         "Server-side context compaction is not available; trim 'input' client-side.",
@@ -76,10 +70,6 @@ REJECTED: dict[str, f.Rejection] = {
     "moderation": (
         f.null_or(),
         "Moderation is not available on this gateway; leave 'moderation' out.",
-    ),
-    "top_logprobs": (
-        f.null_or(0),
-        "Logprobs are not available on this gateway; leave 'top_logprobs' out.",
     ),
     "truncation": (
         f.null_or("disabled"),
@@ -102,6 +92,7 @@ MAPPED = frozenset(
     {
         "model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "stream",
         "tools", "tool_choice", "parallel_tool_calls", "text", "response_format", "reasoning",
+        "include", "top_logprobs",
     }
 )  # fmt: skip
 ECHOED = frozenset({"metadata"})  # repeated in the envelope, not sent to the backend
@@ -131,6 +122,7 @@ class Echo:
     reasoning: dict[str, Any] = field(default_factory=lambda: {"effort": None, "summary": None})
     # The backend's name of each function inside a namespace tool -> (namespace, name).
     namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)
+    top_logprobs: int | None = None  # echoed only when the request gave it
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +143,7 @@ def parse(body: Mapping[str, Any], default_model: str) -> ResponsesRequest:
     tool_choice, tool_choice_echo = _tool_choice(body.get("tool_choice"), tools)
     response_format, text_echo = _text_format(body)
     sampling = _sampling(body)
+    logprobs = _logprobs(body)
     effort, reasoning_echo = _reasoning(body.get("reasoning"))
     _client_metadata(body.get("client_metadata"))
     stream = body.get("stream") is not None and f.boolean(body["stream"], "stream")
@@ -166,6 +159,7 @@ def parse(body: Mapping[str, Any], default_model: str) -> ResponsesRequest:
         buffered=not stream,  # only the whole reply is used: the backend may send fewer chunks
         reasoning_effort=effort,
         **sampling,
+        **logprobs,
     )
     echo = Echo(
         model=chat.model,
@@ -179,6 +173,7 @@ def parse(body: Mapping[str, Any], default_model: str) -> ResponsesRequest:
         top_p=sampling.get("top_p", 1.0),
         max_output_tokens=sampling.get("max_output_tokens"),
         parallel_tool_calls=sampling.get("parallel_tool_calls", True),
+        top_logprobs=None if body.get("top_logprobs") is None else chat.top_logprobs,
         reasoning=reasoning_echo,
         namespaced=namespaced,
     )
@@ -197,6 +192,30 @@ def _sampling(body: Mapping[str, Any]) -> dict[str, Any]:
     if body.get("parallel_tool_calls") is not None:
         out["parallel_tool_calls"] = f.boolean(body["parallel_tool_calls"], "parallel_tool_calls")
     return out
+
+
+def _logprobs(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Logprobs are on with include ["message.output_text.logprobs"] or top_logprobs > 0;
+    as ChatRequest keyword arguments (none when off)."""
+    top = top_logprobs(body.get("top_logprobs"))
+    wanted = _include(body.get("include")) or top > 0
+    return {"logprobs": True, "top_logprobs": top} if wanted else {}
+
+
+def _include(value: object) -> bool:
+    """Whether `include` asks for logprobs. Includes of reasoning, hosted tools or stored
+    input ask for nothing that exists here: accepted."""
+    if value is None:
+        return False
+    items = f.array(value, "include")
+    for item in items:
+        if not isinstance(item, str) or item not in _INCLUDES:
+            raise f.unsupported(
+                "include",
+                f"'include' is not supported with {item!r}: only logprobs and includes that "
+                "need no stored or hosted data are accepted.",
+            )
+    return _LOGPROBS_INCLUDE in items
 
 
 def _reasoning(value: object) -> tuple[pb.ReasoningEffort.ValueType, dict[str, Any]]:

@@ -13,13 +13,14 @@ Built for a non-streaming request (`streaming=False`), no frame is made at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 
 from gateway.errors import GatewayError
 from gateway.sse import encode_event
+from gateway.translate import logprobs as lp
 from gateway.translate.responses_in import Echo
 from runinfra.chat.v1 import chat_service_pb2 as pb
 
@@ -59,8 +60,8 @@ class ResponseBuilder:
     __slots__ = (
         "_args", "_calls", "_completed_at", "_created_at", "_delta_templates", "_done_at",
         "_echo", "_error", "_frames", "_id", "_incomplete", "_incomplete_as_completed", "_live",
-        "_message", "_new_id", "_output", "_reasoning", "_seq", "_status", "_streaming", "_text",
-        "_thought", "_usage",
+        "_logprobs", "_message", "_new_id", "_output", "_reasoning", "_seq", "_status",
+        "_streaming", "_text", "_thought", "_tokens", "_usage",
     )  # fmt: skip
 
     def __init__(
@@ -73,8 +74,11 @@ class ResponseBuilder:
         completed_at: Callable[[], int],
         incomplete_as_completed: bool = False,
         streaming: bool = True,
+        logprobs: bool = False,
     ) -> None:
         self._echo = echo
+        self._logprobs = logprobs  # asked for: text deltas, parts and .done events carry them
+        self._tokens: list[pb.TokenLogprob] = []  # the open message's logprobs so far
         self._streaming = streaming
         self._frames: list[bytes] = []
         self._id = response_id
@@ -142,12 +146,12 @@ class ResponseBuilder:
     def add(self, chunk: pb.ChatChunk) -> bytes:
         """Fold one chunk; return the frames it produces."""
         text = chunk.text
-        if text and self._message is not None and not _more_than_text(chunk):
+        if text and self._message is not None and not (_more_than_text(chunk) or self._logprobs):
             return self._more_text(text)  # the common case, kept short
         if chunk.reasoning_text:
             self._add_reasoning(chunk.reasoning_text)
         if text:
-            self._add_text(chunk.text)
+            self._add_text(chunk.text, chunk.logprobs)
         for delta in chunk.tool_calls:
             self._add_call_delta(delta)
         if chunk.HasField("usage"):
@@ -185,7 +189,7 @@ class ResponseBuilder:
             self._reasoning["content"] = [_reasoning_part("".join(self._thought))]
             self._reasoning["status"] = "incomplete"
         if self._message is not None:
-            self._message["content"] = [_text_part("".join(self._text))]
+            self._message["content"] = [self._part("".join(self._text))]
             self._message["status"] = "incomplete"
         if self._live is not None:
             self._calls[self._live]["arguments"] = "".join(self._args[self._live])
@@ -200,7 +204,7 @@ class ResponseBuilder:
 
     def body(self) -> dict[str, Any]:
         echo = self._echo
-        return {
+        body = {
             "id": self._id,
             "object": "response",
             "created_at": self._created_at,
@@ -227,16 +231,25 @@ class ResponseBuilder:
             "usage": self._usage if self._status != "in_progress" else None,
             "metadata": echo.metadata,
         }
+        if echo.top_logprobs is not None:
+            body["top_logprobs"] = echo.top_logprobs
+        return body
 
     # --- items ---------------------------------------------------------------
 
-    def _add_text(self, text: str) -> None:
+    def _add_text(self, text: str, tokens: Sequence[pb.TokenLogprob]) -> None:
         if self._message is None:
             self._open_message()
         self._text.append(text)
+        if self._logprobs:
+            self._tokens.extend(tokens)
         if self._streaming:
             assert self._message is not None
-            self._frames.append(self._delta(self._message["id"], text))
+            frame = self._delta(self._message["id"], text)
+            if self._logprobs:  # the template's empty logprobs, filled
+                frame = frame.removesuffix(b"[]}\n\n") + orjson.dumps(lp.text_event(tokens))
+                frame += b"}\n\n"
+            self._frames.append(frame)
 
     def _open_message(self) -> None:
         self._close_reasoning("completed")
@@ -250,6 +263,7 @@ class ResponseBuilder:
         }
         self._message = item
         self._text = []
+        self._tokens = []
         self._output.append(item)
         index = len(self._output) - 1
         if self._streaming:
@@ -271,15 +285,23 @@ class ResponseBuilder:
             return
         self._message = None
         text = "".join(self._text)
-        part = _text_part(text)
+        part = self._part(text)
         item["content"] = [part]
         item["status"] = status
         if self._streaming:
             index = self._output.index(item)
             ids = {"item_id": item["id"], "output_index": index, "content_index": 0}
-            self._event("response.output_text.done", **ids, text=text, logprobs=[])
+            done_logprobs = lp.text_event(self._tokens) if self._logprobs else []
+            self._event("response.output_text.done", **ids, text=text, logprobs=done_logprobs)
             self._event("response.content_part.done", **ids, part=part)
             self._event("response.output_item.done", output_index=index, item=item)
+
+    def _part(self, text: str) -> dict[str, Any]:
+        """The open message's output_text part, with its logprobs when asked for."""
+        part = _text_part(text)
+        if self._logprobs:
+            part["logprobs"] = lp.output_text(self._tokens)
+        return part
 
     def _add_call_delta(self, delta: pb.ToolCallDelta) -> None:
         item = self._calls.get(delta.index)

@@ -27,7 +27,14 @@ from runinfra.chat.v1 import chat_service_pb2 as pb
 from runinfra.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from tests import fake_openai
 from tests.fake_openai import FakeOpenAI
-from tests.support import LoopThread, ServedApp, free_port, strict_chat_completion, strict_response
+from tests.support import (
+    LoopThread,
+    ServedApp,
+    free_port,
+    strict_chat_chunk,
+    strict_chat_completion,
+    strict_response,
+)
 
 
 class Stack:
@@ -134,6 +141,62 @@ def test_chat_completions_stream(sdk: OpenAI) -> None:
     assert text == "Hello, world!"
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 4
+
+
+SAMPLING: dict[str, Any] = {
+    "stop": ["\n\n", "END"],
+    "seed": 1234,
+    "frequency_penalty": 0.25,
+    "presence_penalty": -0.5,
+    "logit_bias": {"50256": -100, "7": 3},
+    "logprobs": True,
+    "top_logprobs": 2,
+}
+
+
+def expected_logprobs() -> list[dict[str, Any]]:
+    return [fake_openai.logprob_entry(t, 2) for t in fake_openai.TEXT]
+
+
+def test_chat_sampling_fields_go_upstream_and_logprobs_come_back(sdk: OpenAI, stack: Stack) -> None:
+    completion = sdk.chat.completions.create(
+        model="fake-text", messages=[{"role": "user", "content": "Hi"}], **SAMPLING
+    )
+    sent = stack.fake.chat_requests()[-1].body
+    assert {key: sent[key] for key in SAMPLING} == SAMPLING
+    strict_chat_completion(raw_json(completion))
+    logprobs = completion.choices[0].logprobs
+    assert logprobs is not None
+    assert raw_json(logprobs)["content"] == expected_logprobs()
+
+
+def test_chat_logprobs_come_back_streaming(sdk: OpenAI, stack: Stack) -> None:
+    stream = sdk.chat.completions.create(
+        model="fake-text", messages=[{"role": "user", "content": "Hi"}], stream=True, **SAMPLING
+    )
+    got = []
+    for chunk in stream:
+        strict_chat_chunk(raw_json(chunk))
+        if chunk.choices[0].logprobs is not None:
+            got += raw_json(chunk.choices[0].logprobs)["content"]
+    assert got == expected_logprobs()
+
+
+def test_responses_logprobs_come_back(sdk: OpenAI, stack: Stack) -> None:
+    response = sdk.responses.create(
+        model="fake-text", input="Hi", include=["message.output_text.logprobs"], top_logprobs=1
+    )
+    strict_response(raw_json(response))
+    sent = stack.fake.chat_requests()[-1].body
+    assert (sent["logprobs"], sent["top_logprobs"]) == (True, 1)
+    assert "stop" not in sent and "seed" not in sent
+    part = response.output[0].content[0]  # type: ignore[union-attr]
+    assert part.type == "output_text"
+    assert [(t.token, t.logprob, t.bytes) for t in part.logprobs or []] == [
+        (e["token"], e["logprob"], e["bytes"]) for e in expected_logprobs()
+    ]
+    tops = [a.token for t in part.logprobs or [] for a in t.top_logprobs]
+    assert tops == [t.upper() for t in fake_openai.TEXT]  # upstream bytes null: the token's
 
 
 def test_upstream_429_is_a_rate_limit_error(sdk: OpenAI) -> None:

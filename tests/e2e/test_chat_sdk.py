@@ -143,10 +143,10 @@ def test_parse_with_a_pydantic_model(client: OpenAI, servers: Servers) -> None:
     assert (fmt.json_schema.name, fmt.json_schema.strict) == ("Weather", True)
 
 
-def test_n_greater_than_one_is_400(client: OpenAI) -> None:
+def test_n_greater_than_eight_is_400(client: OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
-        client.chat.completions.create(model="stub-echo", messages=user("hi"), n=2)
-    assert (info.value.param, info.value.code) == ("n", "unsupported_parameter")
+        client.chat.completions.create(model="stub-echo", messages=user("hi"), n=9)
+    assert (info.value.param, info.value.code) == ("n", "invalid_value")
 
 
 def test_unknown_model_is_404(client: OpenAI) -> None:

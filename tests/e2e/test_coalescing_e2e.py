@@ -16,6 +16,7 @@ from tests.support import Servers, parse_data_frames, parse_sse, strict_chat_chu
 
 TEXT = " ".join(f"word{i}" for i in range(40))
 MODELS = {"text": "stub-echo", "tools": "stub-echo", "reasoning": "stub-think"}
+MODEL = {**MODELS, "logprobs": "stub-echo"}
 TOOLS = ("lookup", "fetch")  # both named in the input: two calls, two fragments each
 TOOL = {
     "type": "function",
@@ -66,11 +67,13 @@ def responses(servers: Servers, case: str) -> tuple[int, Any]:
 
 def chat(servers: Servers, case: str) -> tuple[int, Any]:
     body: dict[str, Any] = {
-        "model": MODELS[case],
+        "model": MODEL[case],
         "messages": [{"role": "user", "content": TEXT}],
         "stream": True,
         "stream_options": {"include_usage": True},
     }
+    if case == "logprobs":
+        body.update(logprobs=True, top_logprobs=2)
     if case == "tools":
         body["messages"][0]["content"] = "please lookup and fetch"
         function = {"parameters": TOOL["parameters"]}
@@ -89,11 +92,20 @@ def chat(servers: Servers, case: str) -> tuple[int, Any]:
     finish = [
         c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
     ]
-    return len(chunks), (text, args, finish, chunks[-1].usage)
+    logprobs = [
+        (t.token, t.logprob, [a.token for a in t.top_logprobs])
+        for c in chunks
+        if c.choices and c.choices[0].logprobs
+        for t in c.choices[0].logprobs.content or []
+    ]
+    assert (case == "logprobs") == bool(logprobs)
+    return len(chunks), (text, args, finish, chunks[-1].usage, logprobs)
 
 
-@pytest.mark.parametrize("case", list(MODELS))
-@pytest.mark.parametrize("endpoint", [responses, chat])
+@pytest.mark.parametrize(
+    ("endpoint", "case"),
+    [(responses, case) for case in MODELS] + [(chat, case) for case in (*MODELS, "logprobs")],
+)
 def test_a_coalesced_stream_says_the_same_in_fewer_events(
     gateway: Servers, monkeypatch: pytest.MonkeyPatch, endpoint: Any, case: str
 ) -> None:

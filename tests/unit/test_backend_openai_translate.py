@@ -478,3 +478,44 @@ def test_assistant_turn_that_only_calls_tools_sends_empty_content_not_null() -> 
     call = pb.ToolCall(id="c", name="f", arguments="{}")
     [sent] = body_of(messages=[pb.Message(role=pb.ROLE_ASSISTANT, tool_calls=[call])])["messages"]
     assert sent["content"] == ""
+
+
+# --- the sampling surface ------------------------------------------------------------------
+
+
+def test_sampling_fields_go_out_only_when_set() -> None:
+    assert not {"stop", "seed", "logit_bias", "logprobs", "top_logprobs"} & set(body_of())
+    body = body_of(
+        stop=["a", "b"], seed=0, frequency_penalty=0.0, presence_penalty=1.0,
+        logit_bias={5: -100}, logprobs=True, top_logprobs=4,
+    )  # fmt: skip
+    assert (body["stop"], body["seed"], body["logit_bias"]) == (["a", "b"], 0, {"5": -100})
+    assert (body["frequency_penalty"], body["presence_penalty"]) == (0.0, 1.0)
+    assert (body["logprobs"], body["top_logprobs"]) == (True, 4)
+    assert "top_logprobs" not in body_of(logprobs=True)
+
+
+def test_upstream_logprobs_are_checked() -> None:
+    tokens = translate.token_logprobs(
+        {
+            "content": [
+                {"token": "a", "logprob": -0.5, "bytes": [97], "top_logprobs": [None, {}]},
+                {"token": "b", "logprob": float("-inf"), "bytes": [300]},
+                {"token": "c", "logprob": 0.5, "bytes": None, "top_logprobs": "x"},
+                {"token": 3, "logprob": -1},
+                "junk",
+            ]
+        }
+    )
+    got = [(t.token, t.logprob, t.bytes if t.HasField("bytes") else None) for t in tokens]
+    assert got == [("a", -0.5, b"a"), ("b", -9999.0, None), ("c", -9999.0, None)]
+    assert translate.token_logprobs(None) == translate.token_logprobs({"content": None}) == []
+
+
+def test_logprobs_ride_on_their_text_chunk() -> None:
+    decoder = translate.ChunkDecoder()
+    entry = {"token": "Hi", "logprob": -0.1, "bytes": [72, 105], "top_logprobs": []}
+    choice = {"index": 0, "delta": {"content": "Hi"}, "logprobs": {"content": [entry]}}
+    chunk = decoder.feed({"choices": [choice]})
+    assert chunk is not None and chunk.text == "Hi"
+    assert [(t.token, t.bytes) for t in chunk.logprobs] == [("Hi", b"Hi")]

@@ -66,6 +66,16 @@ def test_paced_joins_reasoning_before_text() -> None:
     assert whole([c for _, c in sent]) == whole(chunks)
 
 
+def test_paced_joins_logprobs_in_token_order() -> None:
+    req = request("one two three four")
+    req.logprobs, req.top_logprobs = True, 2
+    chunks = list(behaviour.plan(req).chunks)
+    sent = [c for _, c in coalesce.paced(chunks, 0.02, 1.0)]
+    assert len(sent) == 2
+    assert [lp for c in sent for lp in c.logprobs] == [lp for c in chunks for lp in c.logprobs]
+    assert b"".join(lp.bytes for lp in sent[1].logprobs) == sent[1].text.encode()
+
+
 def test_paced_without_delay_sends_the_rest_at_once() -> None:
     chunks = list(behaviour.plan(request("a b c d e")).chunks)
     sent = coalesce.paced(chunks, 0.0, 0.05)

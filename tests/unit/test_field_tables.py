@@ -61,6 +61,11 @@ MAPPED: dict[str, tuple[Any, Check]] = {
             and r.echo.reasoning == {"effort": "high", "summary": "auto"}
         ),
     ),
+    "include": (["message.output_text.logprobs"], lambda r: r.chat.logprobs),
+    "top_logprobs": (
+        5,
+        lambda r: (r.chat.logprobs, r.chat.top_logprobs, r.echo.top_logprobs) == (True, 5, 5),
+    ),
 }
 # ignored: a realistic value that must change nothing sent to the backend.
 IGNORED: dict[str, Any] = {
@@ -80,10 +85,8 @@ REJECTED: dict[str, Any] = {
     "conversation": "conv_123",
     "background": True,
     "prompt": {"id": "pmpt_123"},
-    "include": ["message.output_text.logprobs"],
     "context_management": [{"type": "compaction"}],
     "moderation": {"model": "omni-moderation-latest"},
-    "top_logprobs": 5,
     "truncation": "auto",
     "service_tier": "priority",
 }
@@ -162,15 +165,22 @@ CHAT_MAPPED: dict[str, tuple[Any, ChatCheck]] = {
         lambda r: r.chat.response_format.type == pb.RESPONSE_FORMAT_TYPE_JSON_OBJECT,
     ),
     "reasoning_effort": ("low", lambda r: r.chat.reasoning_effort == pb.REASONING_EFFORT_LOW),
+    "n": (3, lambda r: r.n == 3),
+    "stop": ("Observation:", lambda r: list(r.chat.stop) == ["Observation:"]),
+    "seed": (-(2**40), lambda r: r.chat.HasField("seed") and r.chat.seed == -(2**40)),
+    "frequency_penalty": (0.5, lambda r: r.chat.frequency_penalty == 0.5),
+    "presence_penalty": (-1.5, lambda r: r.chat.presence_penalty == -1.5),
+    "logit_bias": ({"50256": -100}, lambda r: dict(r.chat.logit_bias) == {50256: -100}),
+    "logprobs": (True, lambda r: r.chat.logprobs),
+    "top_logprobs": (3, lambda r: r.chat.top_logprobs == 3),
 }
-CHAT_NEEDS = {"stream_options": {"stream": True}}
+CHAT_NEEDS = {"stream_options": {"stream": True}, "top_logprobs": {"logprobs": True}}
 CHAT_IGNORED: dict[str, Any] = {
     "user": "u", "safety_identifier": "s", "prompt_cache_key": "k", "prompt_cache_retention": "24h",
     "prompt_cache_options": {"ttl": "1h"}, "metadata": {"k": "v"},
 }  # fmt: skip
 CHAT_REJECTED: dict[str, Any] = {
-    "n": 2, "logprobs": True, "top_logprobs": 3, "logit_bias": {"50256": -100}, "seed": 7,
-    "stop": ["\n"], "frequency_penalty": 0.5, "presence_penalty": 0.5, "audio": {"voice": "alloy"},
+    "audio": {"voice": "alloy"},
     "modalities": ["text", "audio"], "prediction": {"type": "content", "content": "x"},
     "web_search_options": {}, "functions": [{"name": "f"}], "function_call": "auto",
     "verbosity": "low", "moderation": {"model": "m"},

@@ -76,11 +76,11 @@ def update(request: pytest.FixtureRequest) -> bool:
 
 
 def fold_responses(
-    echo: dict[str, Any], chunks: list[dict[str, Any]], streaming: bool
+    echo: dict[str, Any], chunks: list[dict[str, Any]], streaming: bool, logprobs: bool
 ) -> tuple[bytes, ResponseBuilder]:
     builder = ResponseBuilder(
         echo, response_id="resp_0000", created_at=1_700_000_000, new_id=counter_ids(),
-        completed_at=lambda: 1_700_000_001, streaming=streaming,
+        completed_at=lambda: 1_700_000_001, streaming=streaming, logprobs=logprobs,
     )  # fmt: skip
     frames = builder.start()
     for raw in chunks:
@@ -96,13 +96,13 @@ def test_responses(case: str, update: bool) -> None:
     parsed = responses_in.parse(json.loads((folder / "request.json").read_text()), "stub-echo")
     check_chat_request(folder, parsed.chat, update)
     chunks = load_chunks(folder, parsed.chat, update)
-    frames, builder = fold_responses(parsed.echo, chunks, streaming=True)
+    frames, builder = fold_responses(parsed.echo, chunks, True, parsed.chat.logprobs)
     events = parse_sse(frames)
     for event in events:
         strict_event(event)
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
     assert events[-1]["response"] == builder.body()  # the streamed envelope IS the body
-    quiet, unary = fold_responses(parsed.echo, chunks, streaming=False)
+    quiet, unary = fold_responses(parsed.echo, chunks, False, parsed.chat.logprobs)
     assert quiet == b"" and unary.body() == builder.body()  # non-streaming: same body
     strict_response(builder.body())
     check(folder / "events.sse", frames.decode(), update)
@@ -116,7 +116,7 @@ def test_chat(case: str, update: bool) -> None:
     check_chat_request(folder, parsed.chat, update)
     builder = ChatCompletionBuilder(
         model=parsed.chat.model, completion_id="chatcmpl-0000", created=1_700_000_000,
-        new_id=counter_ids(), include_usage=parsed.include_usage,
+        new_id=counter_ids(), include_usage=parsed.include_usage, logprobs=parsed.chat.logprobs,
     )  # fmt: skip
     frames = b""
     for raw in load_chunks(folder, parsed.chat, update):

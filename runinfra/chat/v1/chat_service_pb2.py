@@ -24,55 +24,63 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#runinfra/chat/v1/chat_service.proto\x12\x10runinfra.chat.v1\"\x8e\x04\n\x0b\x43hatRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12+\n\x08messages\x18\x02 \x03(\x0b\x32\x19.runinfra.chat.v1.Message\x12\x18\n\x0btemperature\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x1e\n\x11max_output_tokens\x18\x05 \x01(\x05H\x02\x88\x01\x01\x12\x39\n\x0fresponse_format\x18\x06 \x01(\x0b\x32 .runinfra.chat.v1.ResponseFormat\x12%\n\x05tools\x18\x07 \x03(\x0b\x32\x16.runinfra.chat.v1.Tool\x12\x31\n\x0btool_choice\x18\x08 \x01(\x0b\x32\x1c.runinfra.chat.v1.ToolChoice\x12 \n\x13parallel_tool_calls\x18\t \x01(\x08H\x03\x88\x01\x01\x12\x12\n\nrequest_id\x18\n \x01(\t\x12\x10\n\x08\x62uffered\x18\x0b \x01(\x08\x12;\n\x10reasoning_effort\x18\x0c \x01(\x0e\x32!.runinfra.chat.v1.ReasoningEffort\x12\x13\n\x0bmax_hold_ms\x18\x14 \x01(\rB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x14\n\x12_max_output_tokensB\x16\n\x14_parallel_tool_calls\"\xa5\x01\n\x07Message\x12$\n\x04role\x18\x01 \x01(\x0e\x32\x16.runinfra.chat.v1.Role\x12.\n\x07\x63ontent\x18\x02 \x03(\x0b\x32\x1d.runinfra.chat.v1.ContentPart\x12.\n\ntool_calls\x18\x03 \x03(\x0b\x32\x1a.runinfra.chat.v1.ToolCall\x12\x14\n\x0ctool_call_id\x18\x04 \x01(\t\"b\n\x0b\x43ontentPart\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12(\n\x05image\x18\x02 \x01(\x0b\x32\x17.runinfra.chat.v1.ImageH\x00\x12\x11\n\x07refusal\x18\x03 \x01(\tH\x00\x42\x06\n\x04part\"C\n\x05Image\x12\x0b\n\x03url\x18\x01 \x01(\t\x12-\n\x06\x64\x65tail\x18\x02 \x01(\x0e\x32\x1d.runinfra.chat.v1.ImageDetail\"7\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\targuments\x18\x03 \x01(\t\"M\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\nparameters\x18\x03 \x01(\t\x12\x0e\n\x06strict\x18\x04 \x01(\x08\"s\n\nToolChoice\x12.\n\x04mode\x18\x01 \x01(\x0e\x32 .runinfra.chat.v1.ToolChoiceMode\x12\x15\n\rfunction_name\x18\x02 \x01(\t\x12\x1e\n\x16\x61llowed_function_names\x18\x03 \x03(\t\"w\n\x0eResponseFormat\x12\x32\n\x04type\x18\x01 \x01(\x0e\x32$.runinfra.chat.v1.ResponseFormatType\x12\x31\n\x0bjson_schema\x18\x02 \x01(\x0b\x32\x1c.runinfra.chat.v1.JsonSchema\"O\n\nJsonSchema\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0e\n\x06schema\x18\x03 \x01(\t\x12\x0e\n\x06strict\x18\x04 \x01(\x08\"\xc5\x01\n\tChatChunk\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x33\n\ntool_calls\x18\x02 \x03(\x0b\x32\x1f.runinfra.chat.v1.ToolCallDelta\x12\x35\n\rfinish_reason\x18\x03 \x01(\x0e\x32\x1e.runinfra.chat.v1.FinishReason\x12&\n\x05usage\x18\x04 \x01(\x0b\x32\x17.runinfra.chat.v1.Usage\x12\x16\n\x0ereasoning_text\x18\x05 \x01(\t\"K\n\rToolCallDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\targuments\x18\x04 \x01(\t\"k\n\x05Usage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x05\x12\x15\n\routput_tokens\x18\x02 \x01(\x05\x12\x1b\n\x13\x63\x61\x63hed_input_tokens\x18\x03 \x01(\x05\x12\x18\n\x10reasoning_tokens\x18\x04 \x01(\x05\"\x13\n\x11ListModelsRequest\"=\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.runinfra.chat.v1.Model\"6\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x03\x12\x10\n\x08owned_by\x18\x03 \x01(\t*\xa3\x01\n\x0fReasoningEffort\x12 \n\x1cREASONING_EFFORT_UNSPECIFIED\x10\x00\x12\x1c\n\x18REASONING_EFFORT_MINIMAL\x10\x01\x12\x18\n\x14REASONING_EFFORT_LOW\x10\x02\x12\x1b\n\x17REASONING_EFFORT_MEDIUM\x10\x03\x12\x19\n\x15REASONING_EFFORT_HIGH\x10\x04*s\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\x12\n\x0eROLE_DEVELOPER\x10\x02\x12\r\n\tROLE_USER\x10\x03\x12\x12\n\x0eROLE_ASSISTANT\x10\x04\x12\r\n\tROLE_TOOL\x10\x05*o\n\x0bImageDetail\x12\x1c\n\x18IMAGE_DETAIL_UNSPECIFIED\x10\x00\x12\x15\n\x11IMAGE_DETAIL_AUTO\x10\x01\x12\x14\n\x10IMAGE_DETAIL_LOW\x10\x02\x12\x15\n\x11IMAGE_DETAIL_HIGH\x10\x03*\xa6\x01\n\x0eToolChoiceMode\x12 \n\x1cTOOL_CHOICE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15TOOL_CHOICE_MODE_AUTO\x10\x01\x12\x19\n\x15TOOL_CHOICE_MODE_NONE\x10\x02\x12\x1d\n\x19TOOL_CHOICE_MODE_REQUIRED\x10\x03\x12\x1d\n\x19TOOL_CHOICE_MODE_FUNCTION\x10\x04*\xa5\x01\n\x12ResponseFormatType\x12$\n RESPONSE_FORMAT_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19RESPONSE_FORMAT_TYPE_TEXT\x10\x01\x12$\n RESPONSE_FORMAT_TYPE_JSON_OBJECT\x10\x02\x12$\n RESPONSE_FORMAT_TYPE_JSON_SCHEMA\x10\x03*\x9f\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1c\n\x18\x46INISH_REASON_TOOL_CALLS\x10\x03\x12 \n\x1c\x46INISH_REASON_CONTENT_FILTER\x10\x04\x32\xac\x01\n\x0b\x43hatService\x12\x44\n\x04\x43hat\x12\x1d.runinfra.chat.v1.ChatRequest\x1a\x1b.runinfra.chat.v1.ChatChunk0\x01\x12W\n\nListModels\x12#.runinfra.chat.v1.ListModelsRequest\x1a$.runinfra.chat.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#runinfra/chat/v1/chat_service.proto\x12\x10runinfra.chat.v1\"\xbe\x06\n\x0b\x43hatRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12+\n\x08messages\x18\x02 \x03(\x0b\x32\x19.runinfra.chat.v1.Message\x12\x18\n\x0btemperature\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x1e\n\x11max_output_tokens\x18\x05 \x01(\x05H\x02\x88\x01\x01\x12\x39\n\x0fresponse_format\x18\x06 \x01(\x0b\x32 .runinfra.chat.v1.ResponseFormat\x12%\n\x05tools\x18\x07 \x03(\x0b\x32\x16.runinfra.chat.v1.Tool\x12\x31\n\x0btool_choice\x18\x08 \x01(\x0b\x32\x1c.runinfra.chat.v1.ToolChoice\x12 \n\x13parallel_tool_calls\x18\t \x01(\x08H\x03\x88\x01\x01\x12\x12\n\nrequest_id\x18\n \x01(\t\x12\x10\n\x08\x62uffered\x18\x0b \x01(\x08\x12;\n\x10reasoning_effort\x18\x0c \x01(\x0e\x32!.runinfra.chat.v1.ReasoningEffort\x12\x0c\n\x04stop\x18\r \x03(\t\x12\x11\n\x04seed\x18\x0e \x01(\x03H\x04\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\x0f \x01(\x01H\x05\x88\x01\x01\x12\x1d\n\x10presence_penalty\x18\x10 \x01(\x01H\x06\x88\x01\x01\x12@\n\nlogit_bias\x18\x11 \x03(\x0b\x32,.runinfra.chat.v1.ChatRequest.LogitBiasEntry\x12\x10\n\x08logprobs\x18\x12 \x01(\x08\x12\x14\n\x0ctop_logprobs\x18\x13 \x01(\x05\x12\x13\n\x0bmax_hold_ms\x18\x14 \x01(\r\x1a\x30\n\x0eLogitBiasEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x14\n\x12_max_output_tokensB\x16\n\x14_parallel_tool_callsB\x07\n\x05_seedB\x14\n\x12_frequency_penaltyB\x13\n\x11_presence_penalty\"\xa5\x01\n\x07Message\x12$\n\x04role\x18\x01 \x01(\x0e\x32\x16.runinfra.chat.v1.Role\x12.\n\x07\x63ontent\x18\x02 \x03(\x0b\x32\x1d.runinfra.chat.v1.ContentPart\x12.\n\ntool_calls\x18\x03 \x03(\x0b\x32\x1a.runinfra.chat.v1.ToolCall\x12\x14\n\x0ctool_call_id\x18\x04 \x01(\t\"b\n\x0b\x43ontentPart\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12(\n\x05image\x18\x02 \x01(\x0b\x32\x17.runinfra.chat.v1.ImageH\x00\x12\x11\n\x07refusal\x18\x03 \x01(\tH\x00\x42\x06\n\x04part\"C\n\x05Image\x12\x0b\n\x03url\x18\x01 \x01(\t\x12-\n\x06\x64\x65tail\x18\x02 \x01(\x0e\x32\x1d.runinfra.chat.v1.ImageDetail\"7\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\targuments\x18\x03 \x01(\t\"M\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\nparameters\x18\x03 \x01(\t\x12\x0e\n\x06strict\x18\x04 \x01(\x08\"s\n\nToolChoice\x12.\n\x04mode\x18\x01 \x01(\x0e\x32 .runinfra.chat.v1.ToolChoiceMode\x12\x15\n\rfunction_name\x18\x02 \x01(\t\x12\x1e\n\x16\x61llowed_function_names\x18\x03 \x03(\t\"w\n\x0eResponseFormat\x12\x32\n\x04type\x18\x01 \x01(\x0e\x32$.runinfra.chat.v1.ResponseFormatType\x12\x31\n\x0bjson_schema\x18\x02 \x01(\x0b\x32\x1c.runinfra.chat.v1.JsonSchema\"O\n\nJsonSchema\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0e\n\x06schema\x18\x03 \x01(\t\x12\x0e\n\x06strict\x18\x04 \x01(\x08\"\xf7\x01\n\tChatChunk\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x33\n\ntool_calls\x18\x02 \x03(\x0b\x32\x1f.runinfra.chat.v1.ToolCallDelta\x12\x35\n\rfinish_reason\x18\x03 \x01(\x0e\x32\x1e.runinfra.chat.v1.FinishReason\x12&\n\x05usage\x18\x04 \x01(\x0b\x32\x17.runinfra.chat.v1.Usage\x12\x16\n\x0ereasoning_text\x18\x05 \x01(\t\x12\x30\n\x08logprobs\x18\x06 \x03(\x0b\x32\x1e.runinfra.chat.v1.TokenLogprob\"\x80\x01\n\x0cTokenLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x01\x12\x12\n\x05\x62ytes\x18\x03 \x01(\x0cH\x00\x88\x01\x01\x12\x32\n\x0ctop_logprobs\x18\x04 \x03(\x0b\x32\x1c.runinfra.chat.v1.TopLogprobB\x08\n\x06_bytes\"J\n\nTopLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x01\x12\x12\n\x05\x62ytes\x18\x03 \x01(\x0cH\x00\x88\x01\x01\x42\x08\n\x06_bytes\"K\n\rToolCallDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\targuments\x18\x04 \x01(\t\"k\n\x05Usage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x05\x12\x15\n\routput_tokens\x18\x02 \x01(\x05\x12\x1b\n\x13\x63\x61\x63hed_input_tokens\x18\x03 \x01(\x05\x12\x18\n\x10reasoning_tokens\x18\x04 \x01(\x05\"\x13\n\x11ListModelsRequest\"=\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.runinfra.chat.v1.Model\"6\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x03\x12\x10\n\x08owned_by\x18\x03 \x01(\t*\xa3\x01\n\x0fReasoningEffort\x12 \n\x1cREASONING_EFFORT_UNSPECIFIED\x10\x00\x12\x1c\n\x18REASONING_EFFORT_MINIMAL\x10\x01\x12\x18\n\x14REASONING_EFFORT_LOW\x10\x02\x12\x1b\n\x17REASONING_EFFORT_MEDIUM\x10\x03\x12\x19\n\x15REASONING_EFFORT_HIGH\x10\x04*s\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\x12\n\x0eROLE_DEVELOPER\x10\x02\x12\r\n\tROLE_USER\x10\x03\x12\x12\n\x0eROLE_ASSISTANT\x10\x04\x12\r\n\tROLE_TOOL\x10\x05*o\n\x0bImageDetail\x12\x1c\n\x18IMAGE_DETAIL_UNSPECIFIED\x10\x00\x12\x15\n\x11IMAGE_DETAIL_AUTO\x10\x01\x12\x14\n\x10IMAGE_DETAIL_LOW\x10\x02\x12\x15\n\x11IMAGE_DETAIL_HIGH\x10\x03*\xa6\x01\n\x0eToolChoiceMode\x12 \n\x1cTOOL_CHOICE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15TOOL_CHOICE_MODE_AUTO\x10\x01\x12\x19\n\x15TOOL_CHOICE_MODE_NONE\x10\x02\x12\x1d\n\x19TOOL_CHOICE_MODE_REQUIRED\x10\x03\x12\x1d\n\x19TOOL_CHOICE_MODE_FUNCTION\x10\x04*\xa5\x01\n\x12ResponseFormatType\x12$\n RESPONSE_FORMAT_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19RESPONSE_FORMAT_TYPE_TEXT\x10\x01\x12$\n RESPONSE_FORMAT_TYPE_JSON_OBJECT\x10\x02\x12$\n RESPONSE_FORMAT_TYPE_JSON_SCHEMA\x10\x03*\x9f\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1c\n\x18\x46INISH_REASON_TOOL_CALLS\x10\x03\x12 \n\x1c\x46INISH_REASON_CONTENT_FILTER\x10\x04\x32\xac\x01\n\x0b\x43hatService\x12\x44\n\x04\x43hat\x12\x1d.runinfra.chat.v1.ChatRequest\x1a\x1b.runinfra.chat.v1.ChatChunk0\x01\x12W\n\nListModels\x12#.runinfra.chat.v1.ListModelsRequest\x1a$.runinfra.chat.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'runinfra.chat.v1.chat_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REASONINGEFFORT']._serialized_start=1905
-  _globals['_REASONINGEFFORT']._serialized_end=2068
-  _globals['_ROLE']._serialized_start=2070
-  _globals['_ROLE']._serialized_end=2185
-  _globals['_IMAGEDETAIL']._serialized_start=2187
-  _globals['_IMAGEDETAIL']._serialized_end=2298
-  _globals['_TOOLCHOICEMODE']._serialized_start=2301
-  _globals['_TOOLCHOICEMODE']._serialized_end=2467
-  _globals['_RESPONSEFORMATTYPE']._serialized_start=2470
-  _globals['_RESPONSEFORMATTYPE']._serialized_end=2635
-  _globals['_FINISHREASON']._serialized_start=2638
-  _globals['_FINISHREASON']._serialized_end=2797
+  _globals['_CHATREQUEST_LOGITBIASENTRY']._loaded_options = None
+  _globals['_CHATREQUEST_LOGITBIASENTRY']._serialized_options = b'8\001'
+  _globals['_REASONINGEFFORT']._serialized_start=2466
+  _globals['_REASONINGEFFORT']._serialized_end=2629
+  _globals['_ROLE']._serialized_start=2631
+  _globals['_ROLE']._serialized_end=2746
+  _globals['_IMAGEDETAIL']._serialized_start=2748
+  _globals['_IMAGEDETAIL']._serialized_end=2859
+  _globals['_TOOLCHOICEMODE']._serialized_start=2862
+  _globals['_TOOLCHOICEMODE']._serialized_end=3028
+  _globals['_RESPONSEFORMATTYPE']._serialized_start=3031
+  _globals['_RESPONSEFORMATTYPE']._serialized_end=3196
+  _globals['_FINISHREASON']._serialized_start=3199
+  _globals['_FINISHREASON']._serialized_end=3358
   _globals['_CHATREQUEST']._serialized_start=58
-  _globals['_CHATREQUEST']._serialized_end=584
-  _globals['_MESSAGE']._serialized_start=587
-  _globals['_MESSAGE']._serialized_end=752
-  _globals['_CONTENTPART']._serialized_start=754
-  _globals['_CONTENTPART']._serialized_end=852
-  _globals['_IMAGE']._serialized_start=854
-  _globals['_IMAGE']._serialized_end=921
-  _globals['_TOOLCALL']._serialized_start=923
-  _globals['_TOOLCALL']._serialized_end=978
-  _globals['_TOOL']._serialized_start=980
-  _globals['_TOOL']._serialized_end=1057
-  _globals['_TOOLCHOICE']._serialized_start=1059
-  _globals['_TOOLCHOICE']._serialized_end=1174
-  _globals['_RESPONSEFORMAT']._serialized_start=1176
-  _globals['_RESPONSEFORMAT']._serialized_end=1295
-  _globals['_JSONSCHEMA']._serialized_start=1297
-  _globals['_JSONSCHEMA']._serialized_end=1376
-  _globals['_CHATCHUNK']._serialized_start=1379
-  _globals['_CHATCHUNK']._serialized_end=1576
-  _globals['_TOOLCALLDELTA']._serialized_start=1578
-  _globals['_TOOLCALLDELTA']._serialized_end=1653
-  _globals['_USAGE']._serialized_start=1655
-  _globals['_USAGE']._serialized_end=1762
-  _globals['_LISTMODELSREQUEST']._serialized_start=1764
-  _globals['_LISTMODELSREQUEST']._serialized_end=1783
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1785
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1846
-  _globals['_MODEL']._serialized_start=1848
-  _globals['_MODEL']._serialized_end=1902
-  _globals['_CHATSERVICE']._serialized_start=2800
-  _globals['_CHATSERVICE']._serialized_end=2972
+  _globals['_CHATREQUEST']._serialized_end=888
+  _globals['_CHATREQUEST_LOGITBIASENTRY']._serialized_start=716
+  _globals['_CHATREQUEST_LOGITBIASENTRY']._serialized_end=764
+  _globals['_MESSAGE']._serialized_start=891
+  _globals['_MESSAGE']._serialized_end=1056
+  _globals['_CONTENTPART']._serialized_start=1058
+  _globals['_CONTENTPART']._serialized_end=1156
+  _globals['_IMAGE']._serialized_start=1158
+  _globals['_IMAGE']._serialized_end=1225
+  _globals['_TOOLCALL']._serialized_start=1227
+  _globals['_TOOLCALL']._serialized_end=1282
+  _globals['_TOOL']._serialized_start=1284
+  _globals['_TOOL']._serialized_end=1361
+  _globals['_TOOLCHOICE']._serialized_start=1363
+  _globals['_TOOLCHOICE']._serialized_end=1478
+  _globals['_RESPONSEFORMAT']._serialized_start=1480
+  _globals['_RESPONSEFORMAT']._serialized_end=1599
+  _globals['_JSONSCHEMA']._serialized_start=1601
+  _globals['_JSONSCHEMA']._serialized_end=1680
+  _globals['_CHATCHUNK']._serialized_start=1683
+  _globals['_CHATCHUNK']._serialized_end=1930
+  _globals['_TOKENLOGPROB']._serialized_start=1933
+  _globals['_TOKENLOGPROB']._serialized_end=2061
+  _globals['_TOPLOGPROB']._serialized_start=2063
+  _globals['_TOPLOGPROB']._serialized_end=2137
+  _globals['_TOOLCALLDELTA']._serialized_start=2139
+  _globals['_TOOLCALLDELTA']._serialized_end=2214
+  _globals['_USAGE']._serialized_start=2216
+  _globals['_USAGE']._serialized_end=2323
+  _globals['_LISTMODELSREQUEST']._serialized_start=2325
+  _globals['_LISTMODELSREQUEST']._serialized_end=2344
+  _globals['_LISTMODELSRESPONSE']._serialized_start=2346
+  _globals['_LISTMODELSRESPONSE']._serialized_end=2407
+  _globals['_MODEL']._serialized_start=2409
+  _globals['_MODEL']._serialized_end=2463
+  _globals['_CHATSERVICE']._serialized_start=3361
+  _globals['_CHATSERVICE']._serialized_end=3533
 # @@protoc_insertion_point(module_scope)
