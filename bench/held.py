@@ -217,24 +217,25 @@ def render(
     cmd = " ".join(["python", "bench/held.py", *sys.argv[1:]])
     return f"""{HELD_HEADING}
 
-{started}, `{cmd}`: whole run {elapsed:.0f} s; load average at the start {load}; autogroup
-nice of the benchmark's processes {args.nice}
-(the machine is shared: see `other %`). {sweep.busy} run(s) started on busy cores after
-waiting up to {args.settle:g} s.
+{started}, `{cmd}`: whole run {elapsed:.0f} s.
+Load average at the start {load}; autogroup nice of the benchmark's processes {args.nice};
+{sweep.busy} run(s) started on busy cores after waiting up to {args.settle:g} s (the machine
+may be shared: see `other %`).
 
-The stub paces each word at {1000 * WORD_DELAY:.0f} ms ({1 / WORD_DELAY:.0f} tokens/s a stream),
-{WORDS} words a stream, `/v1/responses`. N connections stream one reply after another, their
-first requests spread over one stream's length; measured for {args.seconds:g} s after
-{args.warmup:g} s. Server on CPU 0; the stub and the client (one asyncio process) on CPU 1.
-Per N the three targets run back to back. gap: time between consecutive body chunks at the
-client (one server `send` each; the stream's natural gap is 20 ms); TTFB includes the stub's
-own first 20 ms; tokens/s: words received in the window (but each stream's last chunk) ÷ its
-length; tokens per server core-s: tokens/s ÷ the server's CPU (its capacity, whichever core
-limits); words/event: words per body chunk; server/stub/client %: CPU in % of one core; other
-%: CPU of processes outside the benchmark; CPU0 / CPU1: busy % of each core (100 on CPU1: the
-stub and client's core, not the server, limits). passes: no errors, p99 gap ≤ 150 ms, and
-tokens/s ≥ {KEEP_PACE:.0%} of N x {1 / WORD_DELAY:.0f} (the streams keep pace: an overloaded
-server slows every stream evenly, so its gaps stay short while its tokens fall behind).
+The stub paces each word at {1000 * WORD_DELAY:.0f} ms ({1 / WORD_DELAY:.0f} tokens/s a stream), \
+{WORDS} words a stream, `/v1/responses`.
+N connections stream one reply after another, their first requests spread over one stream's
+length; measured for {args.seconds:g} s after {args.warmup:g} s. Server on CPU 0; the stub and
+the client (one asyncio process) on CPU 1. Per N the three targets run back to back.
+gap: time between consecutive body chunks at the client (one server `send` each; the stream's
+natural gap is 20 ms); TTFB includes the stub's own first 20 ms; tokens/s: words received in
+the window (but each stream's last chunk) ÷ its length; tokens per server core-s: tokens/s ÷
+the server's CPU (its capacity, whichever core limits); words/event: words per body chunk;
+server/stub/client %: CPU in % of one core; other %: CPU of processes outside the benchmark;
+CPU0 / CPU1: busy % of each core (100 on CPU 1: the stub and client's core, not the server,
+limits). passes: no errors, p99 gap ≤ 150 ms, and tokens/s ≥ {KEEP_PACE:.0%} of N x \
+{1 / WORD_DELAY:.0f} (the streams keep pace: an overloaded server slows every stream evenly,
+so its gaps stay short while its tokens fall behind).
 
 {HEAD}
 {chr(10).join(sweep.rows)}

@@ -16,6 +16,9 @@ from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 GATEWAY_CPU, LOAD_CPU = 0, 1
+# bench/run.py and bench/profile.py compare per-message costs with the relay floor, and count
+# a stream's bytes: their gateway does not coalesce (bench/held.py measures coalescing).
+NO_COALESCING = ("--max-hold-ms", "0")
 
 
 # Autogroup nice of every session started here (bench/held.py --nice): with the kernel's

@@ -27,6 +27,7 @@ from bench.common import PATHS, Window, body, raise_fd_limit, rss_kib, wait_quie
 from bench.procs import (
     GATEWAY_CPU,
     LOAD_CPU,
+    NO_COALESCING,
     ROOT,
     Processes,
     free_port,
@@ -194,7 +195,7 @@ class Bench:
 
     def serve(self, kind: str, backend: str, name: str) -> tuple[subprocess.Popen[bytes], int]:
         port = free_port()
-        proc = self.procs.http_server(GATEWAY_CPU, kind, port, backend, name)
+        proc = self.procs.http_server(GATEWAY_CPU, kind, port, backend, name, *NO_COALESCING)
         wait_port(port, proc)
         return proc, port
 
