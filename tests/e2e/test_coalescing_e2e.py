@@ -124,3 +124,14 @@ def test_an_idle_gateway_asks_for_no_coalescing(gateway: Servers) -> None:
     assert monitor(gateway).hint_ms() == 0
     responses(gateway, "text")
     assert gateway.stub.service.calls[-1].max_hold_ms == 0
+    metrics = httpx.get(gateway.url + "/metrics", timeout=5).text
+    assert "\ngateway_coalescing_hold_ms 0.0\n" in metrics
+
+
+def test_the_hint_reaches_the_metrics_gauge(gateway: Servers) -> None:
+    load = monitor(gateway)
+    for _ in range(100):  # two seconds' worth of samples at 20 ms of lag, this process busy
+        load.sample(20.0, 1.0)
+    assert load.hint_ms() == 100
+    metrics = httpx.get(gateway.url + "/metrics", timeout=5).text
+    assert "\ngateway_coalescing_hold_ms 100.0\n" in metrics
