@@ -50,6 +50,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_MAX_TOKENS,
         help="output token limit of a request that sets none",
     )
+    parser.add_argument(
+        "--threads",
+        type=_positive,
+        help="CPU threads the engine computes on (default: one per core)",
+    )
     parser.add_argument("--max-message-bytes", type=int, default=64 * 1024 * 1024)
     parser.add_argument("--log-level", default="info", choices=logs.LEVELS)
     args = parser.parse_args(argv)
@@ -71,6 +76,7 @@ async def serve(args: argparse.Namespace) -> None:
         max_waiting=args.max_waiting,
         default_max_tokens=args.max_output_tokens,
         max_message_bytes=args.max_message_bytes,
+        threads=args.threads,
     )
     await serve_until_signalled(backend, logging.getLogger("backend_local"))
 

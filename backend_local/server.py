@@ -252,6 +252,7 @@ async def start(
     max_waiting: int = DEFAULT_MAX_WAITING,
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
     max_message_bytes: int = 64 * 1024 * 1024,
+    threads: int | None = None,
     engine: Engine | None = None,
 ) -> RunningLocal:
     """Load the model (off the event loop) and serve it; port 0 picks a free port.
@@ -262,7 +263,7 @@ async def start(
         from backend_local.engine import MistralrsEngine
 
         loading = time.monotonic()
-        engine = await asyncio.to_thread(MistralrsEngine, model_path, model_id)
+        engine = await asyncio.to_thread(MistralrsEngine, model_path, model_id, threads=threads)
         _log("model_loaded", model=model_id, s=round(time.monotonic() - loading, 2))
     service = LocalChatService(
         engine,
