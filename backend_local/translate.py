@@ -21,7 +21,10 @@ _FINISH = {
     "content_filter": pb.FINISH_REASON_CONTENT_FILTER,
 }
 # Any JSON object: what `json_object` asks for, as a schema for the grammar compiler.
-JSON_OBJECT_SCHEMA = '{"type": "object"}'
+JSON_OBJECT_SCHEMA: dict[str, object] = {"type": "object"}
+# llguidance's option (top-level `x-guidance`) for compact JSON. With free whitespace, which the
+# grammar allows between any two tokens, a small model can emit newlines until the token limit.
+COMPACT = {"whitespace_flexible": False}
 
 
 class Unsupported(ValueError):
@@ -47,18 +50,21 @@ def _text(message: pb.Message, model_id: str) -> str:
 
 
 def _schema(response_format: pb.ResponseFormat) -> str | None:
+    """The JSON Schema text for the engine's grammar, compact JSON unless the schema says."""
     if response_format.type == pb.RESPONSE_FORMAT_TYPE_JSON_OBJECT:
-        return JSON_OBJECT_SCHEMA
-    if response_format.type != pb.RESPONSE_FORMAT_TYPE_JSON_SCHEMA:
+        schema = dict(JSON_OBJECT_SCHEMA)
+    elif response_format.type == pb.RESPONSE_FORMAT_TYPE_JSON_SCHEMA:
+        try:
+            parsed = json.loads(response_format.json_schema.schema or "{}")
+        except ValueError:
+            raise Unsupported("response_format json_schema: the schema is not valid JSON") from None
+        if not isinstance(parsed, dict):
+            raise Unsupported("response_format json_schema: the schema must be a JSON object")
+        schema = parsed
+    else:
         return None
-    text = response_format.json_schema.schema or "{}"
-    try:
-        schema = json.loads(text)
-    except ValueError:
-        raise Unsupported("response_format json_schema: the schema is not valid JSON") from None
-    if not isinstance(schema, dict):
-        raise Unsupported("response_format json_schema: the schema must be a JSON object")
-    return text
+    schema.setdefault("x-guidance", COMPACT)
+    return json.dumps(schema)
 
 
 def _role(message: pb.Message) -> str:
