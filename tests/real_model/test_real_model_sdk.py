@@ -238,9 +238,7 @@ def test_the_chat_template_is_chatml(model_path: Path) -> None:
     """The prompt the usage check counts is the one the model's own template renders."""
     template = gguf.read_metadata(model_path).chat_template
     assert template is not None and SMOLLM2_DEFAULT_SYSTEM in template
-    assert (
-        "'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>'" in template
-    )
+    assert "'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>'" in template
     assert not gguf.template_supports_tools(template)
 
 
@@ -295,8 +293,12 @@ def test_a_stream_closed_after_three_deltas_stops_generation(
     idle_start = local_backend.cpu_seconds()
     time.sleep(1.5)
     idle = local_backend.cpu_seconds() - idle_start
-    assert generating > 0.2, f"the CPU counter did not see generation ({generating:.2f} cores)"
-    assert idle < 0.15, f"backend_local used {idle:.2f} s of CPU in 1.5 s after the client left"
+    # Had it gone on generating, it would have used about `generating` cores all along.
+    assert generating > 0.02, f"the CPU counter did not see generation ({generating:.2f} cores)"
+    assert idle < generating * 1.5 / 3, (
+        f"backend_local used {idle:.2f} s of CPU in the 1.5 s after the client left "
+        f"({generating:.2f} cores while generating)"
+    )
 
 
 # --- concurrency and health -----------------------------------------------------------------------
