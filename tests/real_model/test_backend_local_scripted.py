@@ -212,9 +212,7 @@ def test_a_call_waiting_in_the_queue_can_leave(backend_factory: Any) -> None:
     with ThreadPoolExecutor(1) as pool:
         first = pool.submit(backend.chat, "one")
         assert engine.started.wait(5)
-        waiting = (
-            backend.stub.Chat.future if False else backend.stub.Chat(request("two"), timeout=10)
-        )
+        waiting = backend.stub.Chat(request("two"), timeout=10)  # starts at once
         assert poll(lambda: backend.served.service.in_flight == 2, timeout=5)
         waiting.cancel()
         assert poll(lambda: backend.served.service.in_flight == 1, timeout=5)
