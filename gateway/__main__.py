@@ -148,6 +148,8 @@ def parse_command(argv: list[str] | None = None) -> tuple[Settings, str | None]:
     )
     values = vars(p.parse_args(argv))
     local_model = values.pop("local_model")
+    if local_model == "":  # e.g. "$(python -m backend_local.fetch)" that failed
+        p.error("--local-model: empty path")
     if local_model:
         if values["backend"]:
             p.error("--local-model and --backend exclude each other")
