@@ -155,6 +155,23 @@ def test_chat_text_streams_with_usage(local_client: OpenAI) -> None:
     assert usage.completion_tokens >= len(pieces)
 
 
+# --- sampling -------------------------------------------------------------------------------
+
+
+def test_temperature_and_top_p_reach_the_sampler(local_client: OpenAI) -> None:
+    """Greedy decoding repeats itself; so does hot sampling cut to the top token by a tiny
+    top_p. Were top_p dropped, temperature 1.8 would wander off within 12 tokens."""
+
+    def reply(**sampling: float) -> str:
+        return local_client.responses.create(
+            model=MODEL_ID, input="Describe the moon.", max_output_tokens=12, **sampling
+        ).output_text
+
+    greedy = reply(temperature=0)
+    assert reply(temperature=0) == greedy
+    assert reply(temperature=1.8, top_p=1e-6) == greedy
+
+
 # --- truncation ---------------------------------------------------------------------------
 
 
