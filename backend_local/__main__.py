@@ -24,15 +24,6 @@ def _positive(value: str) -> int:
     return number
 
 
-def default_threads() -> int | None:
-    """One per core but one, left to the gateway and the rest of the machine (a step of the
-    model waits for its slowest thread, so a thread that has to wait for a core stalls them
-    all). None, the engine's own default, when RAYON_NUM_THREADS is set."""
-    if os.environ.get("RAYON_NUM_THREADS"):
-        return None
-    return max(1, len(os.sched_getaffinity(0)) - 1)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="backend_local", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -62,8 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--threads",
         type=_positive,
-        default=default_threads(),
-        help="CPU threads the engine computes on (default: one per core but one)",
+        help="CPU threads the engine computes on (default: one per core)",
     )
     parser.add_argument("--max-message-bytes", type=int, default=64 * 1024 * 1024)
     parser.add_argument("--log-level", default="info", choices=logs.LEVELS)

@@ -88,8 +88,9 @@ class MistralrsEngine:
     """A GGUF model loaded into mistral.rs (CPU), tokenizer and chat template from the file."""
 
     def __init__(self, path: str | Path, model_id: str, *, threads: int | None = None) -> None:
-        """`threads`: CPU threads of the engine (its rayon pool; None: one per core, or
-        RAYON_NUM_THREADS). Set before the pool first starts, so before the first model loads."""
+        """`threads`: CPU threads of the engine (its rayon pool; default: one per core).
+        Fewer than the cores keeps a shared machine responsive: a pool thread that has to
+        wait for a core stalls every step of the model."""
         if threads:
             os.environ["RAYON_NUM_THREADS"] = str(threads)  # read when the pool first starts
         import mistralrs  # the `local` extra; imported here so the rest imports without it
