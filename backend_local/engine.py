@@ -104,7 +104,6 @@ class MistralrsEngine:
         self._runner = mistralrs.Runner(which=cast(mistralrs.Which, which), max_seqs=1)
         # Runner methods borrow it mutably: two threads calling at once would fail.
         self._lock = threading.Lock()
-        self.tokens_generated = 0  # deltas received from the engine, all requests
 
     @property
     def model_id(self) -> str:
@@ -143,7 +142,6 @@ class MistralrsEngine:
                 choice = chunk.choices[0]
                 if choice.delta.content:
                     sent += 1
-                    self.tokens_generated += 1
                     yield Delta(choice.delta.content)
                 if choice.finish_reason is not None:
                     usage = chunk.usage

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -103,7 +103,7 @@ class Generation:
             self._send(self._queue.put_nowait, _END)
             self._send(self._on_done)
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self) -> AsyncGenerator[Event, None]:
         while True:
             item = await self._queue.get()
             if isinstance(item, _End):
@@ -209,28 +209,29 @@ class LocalChatService(pb_grpc.ChatServiceServicer):
         generation.start()  # the slot is the thread's now: it releases it when done
         texts: list[str] = []
         try:
-            async for event in generation.events():
-                if isinstance(event, Delta):
-                    if not call.deltas:
-                        call.ttft_ms = round((time.monotonic() - started) * 1000, 1)
-                    call.deltas += 1
-                    if buffered:
-                        texts.append(event.text)
-                    else:
-                        yield pb.ChatChunk(text=event.text)
-                elif isinstance(event, Finish):
-                    call.finish = event.reason
-                    call.input_tokens = event.input_tokens
-                    call.output_tokens = event.output_tokens
-                    yield pb.ChatChunk(
-                        text="".join(texts),
-                        finish_reason=translate.finish_reason(event.reason),
-                        usage=pb.Usage(
-                            input_tokens=event.input_tokens,
-                            output_tokens=event.output_tokens,
-                            cached_input_tokens=event.cached_input_tokens,
-                        ),
-                    )
+            async with contextlib.aclosing(generation.events()) as events:
+                async for event in events:
+                    if isinstance(event, Delta):
+                        if not call.deltas:
+                            call.ttft_ms = round((time.monotonic() - started) * 1000, 1)
+                        call.deltas += 1
+                        if buffered:
+                            texts.append(event.text)
+                        else:
+                            yield pb.ChatChunk(text=event.text)
+                    elif isinstance(event, Finish):
+                        call.finish = event.reason
+                        call.input_tokens = event.input_tokens
+                        call.output_tokens = event.output_tokens
+                        yield pb.ChatChunk(
+                            text="".join(texts),
+                            finish_reason=translate.finish_reason(event.reason),
+                            usage=pb.Usage(
+                                input_tokens=event.input_tokens,
+                                output_tokens=event.output_tokens,
+                                cached_input_tokens=event.cached_input_tokens,
+                            ),
+                        )
         finally:
             generation.cancel()  # a no-op when the engine is done already
 
