@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import httpx
@@ -296,3 +296,13 @@ def parse_data_frames(data: bytes | str) -> list[dict[str, Any]]:
     frames = [f for f in text.split("\n\n") if f]
     assert all(f.startswith("data: ") and "\n" not in f for f in frames), frames
     return [json.loads(f[6:]) for f in frames if f != "data: [DONE]"]
+
+
+def poll(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Wait until `condition()` holds (True), or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True

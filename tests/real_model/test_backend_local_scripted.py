@@ -25,8 +25,7 @@ from backend_local.server import LocalChatService
 from runinfra.chat.v1 import chat_service_pb2 as pb
 from runinfra.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from runinfra.serving import Served, serve
-from tests.real_model.local_support import poll
-from tests.support import LoopThread
+from tests.support import LoopThread, poll
 
 MODEL = "scripted-model"
 

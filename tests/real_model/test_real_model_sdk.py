@@ -27,10 +27,10 @@ from tests.real_model.local_support import (
     SMOLLM2_DEFAULT_SYSTEM,
     LocalBackend,
     chatml,
-    poll,
 )
 from tests.support import (
     free_port,
+    poll,
     strict_chat_chunk,
     strict_chat_completion,
     strict_event,
