@@ -21,6 +21,7 @@ import orjson
 
 from backend_openai import translate
 from backend_openai.translate import UpstreamError
+from runinfra import coalesce
 from runinfra.chat.v1 import chat_service_pb2 as pb
 from runinfra.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from runinfra.serving import Served, metadata_of, serve
@@ -112,7 +113,9 @@ class OpenAIChatService(pb_grpc.ChatServiceServicer):
         metadata = metadata_of(context)
         rid = request.request_id or metadata.get("x-request-id", "")
         status, sent, started = "ok", 0, time.monotonic()
-        relay = self._relay(request, upstream_headers(rid, metadata))
+        relay = coalesce.held(
+            self._relay(request, upstream_headers(rid, metadata)), coalesce.hold_seconds(request)
+        )
         try:
             # aclosing: a call dropped while suspended at `yield` still closes the upstream now.
             async with contextlib.aclosing(relay) as chunks:

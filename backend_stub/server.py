@@ -15,6 +15,7 @@ import grpc
 
 from backend_stub import behaviour
 from backend_stub.schema import Budget
+from runinfra import coalesce
 from runinfra.chat.v1 import chat_service_pb2 as pb
 from runinfra.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from runinfra.serving import Served, metadata_of, serve
@@ -138,9 +139,13 @@ class StubChatService(pb_grpc.ChatServiceServicer):
                 )
             # A buffered reply takes as long as its words would: one delay per word merged.
             delay = self._delay(model) * plan.usage.output_tokens / max(1, plan.chunk_count)
-            for chunk in _scripted_chunks(model, plan):
+            # max_hold_ms: the words made within one window go out together, when the last
+            # of them is made (coalesce.paced_lazily: one window made at a time).
+            scripted = _scripted_chunks(model, plan)
+            hold = coalesce.hold_seconds(request)
+            for made, chunk in coalesce.paced_lazily(scripted, delay, hold):
                 if delay > 0:
-                    await asyncio.sleep(delay)
+                    await asyncio.sleep(delay * made)
                 yield chunk
                 sent += 1
             if model == behaviour.FAIL_MID:

@@ -110,3 +110,16 @@ class Window:
 def emit(result: dict[str, object]) -> None:
     """Print one machine-readable result line (the runner parses the last one)."""
     print("BENCH_JSON " + json.dumps(result), flush=True)
+
+
+def wait_quiet(seconds: float) -> bool:
+    """Wait up to `seconds` for the cores to be quiet (under 10% busy in processes over a
+    quarter second: this machine may be shared); False if they never were."""
+    deadline = time.monotonic() + seconds
+    while True:
+        window = Window().start()
+        time.sleep(0.25)
+        if window.stop()["proc_pct"] < 10:
+            return True
+        if time.monotonic() >= deadline:
+            return False

@@ -4,6 +4,8 @@
 seconds; prints time to first body byte (TTFB) and to last byte (TTLB), p50/p99.
 `hold`: opens N streams, waits until each has sent its first bytes, prints
 `READY n`, keeps reading for --hold seconds, then closes them all.
+`paced`: N connections streaming one reply after another (from a stub pacing its words);
+prints the gap between consecutive body chunks p50/p99, TTFB, tokens/s and errors.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from bench.common import PATHS, Window, body, emit, percentile, raise_fd_limit
+from bench.common import PATHS, WORDS, Window, body, emit, percentile, raise_fd_limit, rss_kib
 
 
 @dataclass
@@ -142,9 +144,104 @@ async def hold(args: argparse.Namespace, req: bytes) -> dict[str, object]:
     return {"ready": ready, "open_at_end": still_open, "open_seconds": open_s}
 
 
+@dataclass
+class Paced:
+    """What the `paced` workers saw inside the measured window."""
+
+    measure_from: float
+    deadline: float
+    gaps: list[float]
+    ttfbs: list[float]
+    completed: int = 0
+    errors: int = 0
+    words: int = 0
+
+    def inside(self, t: float) -> bool:
+        return self.measure_from <= t < self.deadline
+
+
+FAILED = (b"response.failed", b'"error":{')
+WORD_BYTES = tuple(
+    f"{w} ".encode() for w in WORDS
+)  # a word and its space: not a JSON key  # a stream that ended in-band with an error
+
+
+async def paced_stream(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, req: bytes, seen: Paced
+) -> None:
+    """One stream: its TTFB if it started in the window, every gap between body chunks (one
+    `send` of the server each) that started in it, and whether it ended well."""
+    t0 = time.perf_counter()
+    writer.write(req)
+    status, _ = await read_head(reader)
+    prev, last = 0.0, b""
+    while data := await read_chunk(reader):
+        now = time.perf_counter()
+        if not prev and seen.inside(t0):
+            seen.ttfbs.append(now - t0)
+        elif prev and seen.inside(prev):
+            seen.gaps.append(now - prev)
+            # The words of the previous chunk (not of the last: the gateway's closing
+            # events repeat the whole text).
+            seen.words += sum(last.count(w) for w in WORD_BYTES)
+        prev, last = now, data
+    if status != 200 or any(mark in last for mark in FAILED):
+        seen.errors += 1
+    elif seen.inside(time.perf_counter()):
+        seen.completed += 1
+
+
+async def paced(args: argparse.Namespace, req: bytes) -> dict[str, object]:
+    """`--count` connections, each streaming one reply after another; their first requests
+    spread evenly over `--spread` seconds (arrivals, not one burst); measured from `--warmup`
+    for `--duration` seconds; streams still open then may finish within `--open-timeout`."""
+    start = time.perf_counter()
+    seen = Paced(start + args.warmup, start + args.warmup + args.duration, [], [])
+    gate = asyncio.Semaphore(100)
+
+    async def worker(offset: float) -> None:
+        await asyncio.sleep(offset)
+        async with gate:
+            reader, writer = await asyncio.open_connection("127.0.0.1", args.port)
+        try:
+            while time.perf_counter() < seen.deadline:
+                await paced_stream(reader, writer, req, seen)
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            seen.errors += 1
+        finally:
+            writer.close()
+
+    tasks = [asyncio.create_task(worker(args.spread * i / args.count)) for i in range(args.count)]
+    await asyncio.sleep(max(0.0, seen.measure_from - time.perf_counter()))
+    pids = {"loadgen": os.getpid(), "server": args.server_pid, "stub": args.stub_pid}
+    window = Window(pids={k: v for k, v in pids.items() if v}).start()
+    await asyncio.sleep(max(0.0, seen.deadline - time.perf_counter()))
+    cpu = window.stop()
+    rss = rss_kib(args.server_pid) if args.server_pid else 0
+    _, unfinished = await asyncio.wait(tasks, timeout=args.open_timeout)
+    for task in unfinished:
+        task.cancel()
+    gaps = [1000 * g for g in seen.gaps]
+    return {
+        "streams": args.count,
+        "completed": seen.completed,
+        "errors": seen.errors + len(unfinished),
+        "tokens_per_s": seen.words / args.duration,
+        "gap_p50_ms": percentile(gaps, 50),
+        "gap_p99_ms": percentile(gaps, 99),
+        "gap_max_ms": max(gaps, default=0.0),
+        "events": len(gaps),
+        "words_per_event": seen.words / max(1, len(gaps)),
+        "ttfb_p50_ms": 1000 * percentile(seen.ttfbs, 50),
+        "ttfb_p99_ms": 1000 * percentile(seen.ttfbs, 99),
+        "server_rss_mib": rss / 1024,
+        **cpu,
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("mode", choices=("latency", "hold"))
+    p.add_argument("mode", choices=("latency", "hold", "paced"))
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--endpoint", choices=tuple(PATHS), default="responses")
     p.add_argument("--words", type=int, default=256)
@@ -157,11 +254,12 @@ def main() -> None:
     p.add_argument("--count", type=int, default=1000)
     p.add_argument("--hold", type=float, default=3.0)
     p.add_argument("--open-timeout", type=float, default=30.0)
+    p.add_argument("--spread", type=float, default=4.0, help="paced: first requests over this")
     args = p.parse_args()
     raise_fd_limit()
     payload = body(args.endpoint, args.words, stream=True, model=args.model)
     req = request_bytes(PATHS[args.endpoint], payload, args.port)
-    run = latency if args.mode == "latency" else hold
+    run = {"latency": latency, "hold": hold, "paced": paced}[args.mode]
     try:
         import uvloop
     except ImportError:

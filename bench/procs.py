@@ -16,6 +16,22 @@ from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 GATEWAY_CPU, LOAD_CPU = 0, 1
+# bench/run.py and bench/profile.py compare per-message costs with the relay floor, and count
+# a stream's bytes: their gateway does not coalesce (bench/held.py measures coalescing).
+NO_COALESCING = ("--max-hold-ms", "0")
+
+
+# Autogroup nice of every session started here (bench/held.py --nice): with the kernel's
+# autogroup scheduling, a process's nice counts only inside its session, so a shared machine's
+# other sessions are weighed against the session's own nice (/proc/PID/autogroup).
+SESSION_NICE = {"value": 0}
+
+
+def _session_nice() -> None:
+    """In the child, after setsid: weigh the new session as asked (best effort)."""
+    if SESSION_NICE["value"]:
+        with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as f:
+            f.write(str(SESSION_NICE["value"]))
 
 
 def missing_tools() -> list[str]:
@@ -57,6 +73,7 @@ class Processes:
             stdout=log if stdout is None else stdout,
             stderr=log,
             start_new_session=True,
+            preexec_fn=_session_nice,
         )
         self._procs.append(proc)
         return proc
@@ -70,15 +87,15 @@ class Processes:
         return self.python(cpu, "backend_stub", *argv, name=name)
 
     def http_server(
-        self, cpu: int, kind: str, port: int, backend: str, name: str
+        self, cpu: int, kind: str, port: int, backend: str, name: str, *extra: str
     ) -> subprocess.Popen[bytes]:
-        """The relay floor (bench.serve) or the gateway (python -m gateway), on the same
-        uvicorn settings, with per-request log lines off in both."""
+        """The relay floor (bench.serve) or the gateway (python -m gateway, `extra` its
+        further options), on the same uvicorn settings, with per-request log lines off."""
         argv = ("--port", str(port), "--backend", backend)
         if kind == "relay":
             return self.python(cpu, "bench.serve", *argv, name=name)
         quiet = ("--log-level", "warning", "--shutdown-grace", "1")
-        return self.python(cpu, "gateway", *argv, *quiet, name=name)
+        return self.python(cpu, "gateway", *argv, *quiet, *extra, name=name)
 
     def stop(self, proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
         if proc.poll() is None:
@@ -107,6 +124,7 @@ def run_json(argv: list[str], cpu: int, timeout: float) -> dict[str, Any]:
         timeout=timeout,
         check=False,
         start_new_session=True,
+        preexec_fn=_session_nice,
     )
     lines = [ln for ln in out.stdout.decode().splitlines() if ln.startswith("BENCH_JSON ")]
     if out.returncode != 0 or not lines:

@@ -21,7 +21,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import PATHS, body
-from bench.procs import GATEWAY_CPU, LOAD_CPU, ROOT, Processes, free_port, wait_port
+from bench.procs import (
+    GATEWAY_CPU,
+    LOAD_CPU,
+    NO_COALESCING,
+    ROOT,
+    Processes,
+    free_port,
+    wait_port,
+)
 
 _LINE = re.compile(r":\d+\)$")
 # Leaves that mean "blocked, not on CPU" (native mode samples idle threads too).
@@ -130,7 +138,8 @@ def main() -> None:
             servers = {}
             for kind in ("gateway", "relay"):
                 port = free_port()
-                proc = procs.http_server(GATEWAY_CPU, kind, port, f"127.0.0.1:{stub_port}", kind)
+                backend = f"127.0.0.1:{stub_port}"
+                proc = procs.http_server(GATEWAY_CPU, kind, port, backend, kind, *NO_COALESCING)
                 wait_port(port, proc)
                 servers[kind] = (port, proc.pid)
             for kind, endpoint, workload, words, stream in CASES:

@@ -23,10 +23,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import PATHS, Window, body, raise_fd_limit, rss_kib
+from bench.common import PATHS, Window, body, raise_fd_limit, rss_kib, wait_quiet
 from bench.procs import (
     GATEWAY_CPU,
     LOAD_CPU,
+    NO_COALESCING,
     ROOT,
     Processes,
     free_port,
@@ -103,15 +104,8 @@ class Bench:
         """Before a repetition: wait up to --settle s for the cores to be quiet (this
         machine may be shared; our own processes are idle between repetitions)."""
         self.reps_run += 1
-        deadline = time.monotonic() + self.args.settle
-        while True:
-            window = Window().start()
-            time.sleep(0.25)
-            if window.stop()["proc_pct"] < 10:
-                return
-            if time.monotonic() >= deadline:
-                self.reps_busy += 1
-                return
+        if not wait_quiet(self.args.settle):
+            self.reps_busy += 1
 
     def wrk(self, t: Target, workload: str, seconds: float) -> dict[str, Any]:
         _, words, stream = next(w for w in WRK_WORKLOADS if w[0] == workload)
@@ -201,7 +195,7 @@ class Bench:
 
     def serve(self, kind: str, backend: str, name: str) -> tuple[subprocess.Popen[bytes], int]:
         port = free_port()
-        proc = self.procs.http_server(GATEWAY_CPU, kind, port, backend, name)
+        proc = self.procs.http_server(GATEWAY_CPU, kind, port, backend, name, *NO_COALESCING)
         wait_port(port, proc)
         return proc, port
 

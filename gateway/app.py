@@ -25,6 +25,7 @@ from gateway.errors import GatewayError, internal_error
 from gateway.http import error_response
 from gateway.idempotency import IdempotencyStore, MemoryStore, RedisStore
 from gateway.inflight import InFlight
+from gateway.load import monitored
 from gateway.metrics import Metrics
 from gateway.middleware import Edge
 from gateway.parsing import Parser
@@ -112,6 +113,9 @@ def create_app(settings: Settings, embedded: EmbeddedBackend | None = None) -> S
             app.state.settings = settings
             app.state.backend = backend
             app.state.idempotency = store
+            app.state.load = await stack.enter_async_context(
+                monitored(settings.max_hold_ms, metrics.hold.set)
+            )
             tune_gc()
             yield
 

@@ -73,6 +73,9 @@ class Settings:
     idempotency_redis_url: str | None = None
     # SIGTERM: in-flight requests get this long to finish before they are cancelled.
     shutdown_grace: float = 30.0
+    # Under load, the longest (ms) a backend may hold output to send fewer, larger chunks
+    # (ChatRequest.max_hold_ms, set from the measured event-loop lag); 0: never coalesce.
+    max_hold_ms: int = 100
     # Per-chunk delay of the embedded stub (for demos of streaming).
     stub_chunk_delay: float = 0.0
     # Processes serving the port (uvicorn workers); each has its own channel and stub.
@@ -158,6 +161,7 @@ class Settings:
             ),
             idempotency_redis_url=e.get("GATEWAY_IDEMPOTENCY_REDIS_URL") or None,
             shutdown_grace=float(e.get("GATEWAY_SHUTDOWN_GRACE", d.shutdown_grace)),
+            max_hold_ms=int(e.get("GATEWAY_MAX_HOLD_MS", d.max_hold_ms)),
             stub_chunk_delay=float(e.get("GATEWAY_STUB_CHUNK_DELAY", d.stub_chunk_delay)),
             workers=int(e.get("GATEWAY_WORKERS", d.workers)),
             log_level=e.get("GATEWAY_LOG_LEVEL", d.log_level),

@@ -50,6 +50,12 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",  # with --workers: the sum over live processes
         )
+        self.hold = Gauge(
+            "gateway_coalescing_hold_ms",
+            "ChatRequest.max_hold_ms given to new backend calls (0: not under load)",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self.backend_errors = Counter(
             "gateway_backend_errors",
             "Backend calls that failed, by gRPC code",

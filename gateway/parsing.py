@@ -49,16 +49,16 @@ def _run_in_child(
     translate: Translate[T], path: str, default_model: str, limits: Limits
 ) -> tuple[tuple[T, bytes] | None, dict[str, Any] | None]:
     """In the worker: the translation of the body in file `path` (removed once read), its
-    messages moved into the serialized ChatRequest (see Parser.parse); or the error's fields
-    (exceptions with keyword arguments do not survive pickling)."""
+    messages moved out into a serialized ChatRequest of their own (see Parser.parse); or the
+    error's fields (exceptions with keyword arguments do not survive pickling)."""
     gc.disable()  # millions of small containers: no collector passes over them meanwhile
     try:
         raw = Path(path).read_bytes()
         os.unlink(path)
         result = _run(translate, raw, default_model, limits)
-        wire = result.chat.SerializeToString()
+        messages = pb.ChatRequest(messages=result.chat.messages).SerializeToString()
         result.chat.ClearField("messages")
-        return (result, wire), None
+        return (result, messages), None
     except GatewayError as exc:
         error = {"status": exc.status, "param": exc.param, "code": exc.code, "type": exc.type}
         return None, {"message": exc.message, **error}
@@ -105,10 +105,10 @@ class Parser:
     async def parse(
         self, raw: bytes | bytearray, translate: Translate[T], default_model: str, limits: Limits
     ) -> tuple[T, bytes | None]:
-        """The translation, and for a large body its ChatRequest already serialized (its
-        `chat` then lacks the messages): encoding or decoding a 32 MiB ChatRequest holds the
-        GIL for tens of milliseconds, so the worker encodes it and the backend call sends
-        those bytes as they are (ChatBackend.chat `wire`)."""
+        """The translation, and for a large body its messages already serialized (as a
+        ChatRequest of messages only; `chat` then has none): encoding or decoding 32 MiB of
+        messages holds the GIL for tens of milliseconds, so the worker encodes them and the
+        backend call sends those bytes after the rest (ChatBackend.chat `wire`)."""
         if len(raw) <= self.inline_bytes:
             return _run(translate, raw, default_model, limits), None
         loop = asyncio.get_running_loop()

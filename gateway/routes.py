@@ -48,8 +48,8 @@ def valid_tracestate(value: str) -> bool:
 
 async def _read(request: Request, translate: Translate[T]) -> tuple[bytearray, T]:
     """The raw body (within the body deadline), then the in-flight slot, then the
-    translated request (in a worker process when the body is large: its ChatRequest then
-    comes serialized, kept in `request.state.wire` for the backend calls)."""
+    translated request (in a worker process when the body is large: its messages then come
+    serialized, kept in `request.state.wire` for the backend calls)."""
     settings: Settings = request.app.state.settings
     raw = await read_body(request, settings.max_body_bytes, settings.body_timeout)
     request.state.slot.take()
@@ -67,6 +67,7 @@ def _open_chunks(request: Request, chat: pb.ChatRequest, route: str) -> AsyncIte
     settings: Settings = request.app.state.settings
     backend: ChatBackend = request.app.state.backend
     chat.request_id = request.state.request_id
+    chat.max_hold_ms = request.app.state.load.hint_ms()  # gateway.load: 0 unless under load
     metadata = [("x-request-id", chat.request_id)]
     for name, limit in _FORWARDED:
         value = request.headers.get(name, "")

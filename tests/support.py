@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import httpx
@@ -140,6 +140,9 @@ class Servers:
     def __init__(self, **settings: Any) -> None:
         self.thread = LoopThread()
         self.stub: RunningStub = self.thread.run(start("127.0.0.1", 0, record_calls=True))
+        # Coalescing off unless asked for: this process's own test client and stub would count
+        # as the gateway's load, and exact event counts would vary with the machine's.
+        settings = {"max_hold_ms": 0, **settings}
         self.settings = Settings(backend=f"127.0.0.1:{self.stub.port}", **settings)
         self.gateway = ServedApp(self.thread, create_app(self.settings))
         self.port = self.gateway.port
@@ -293,3 +296,13 @@ def parse_data_frames(data: bytes | str) -> list[dict[str, Any]]:
     frames = [f for f in text.split("\n\n") if f]
     assert all(f.startswith("data: ") and "\n" not in f for f in frames), frames
     return [json.loads(f[6:]) for f in frames if f != "data: [DONE]"]
+
+
+def poll(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Wait until `condition()` holds (True), or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True

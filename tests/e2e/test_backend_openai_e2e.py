@@ -44,7 +44,9 @@ class Stack:
         self.fake = FakeOpenAI()
         self.thread = LoopThread()
         self.backend: RunningBackend = self.thread.run(start(self.fake.url))
-        settings = Settings(backend=f"127.0.0.1:{self.backend.port}", default_model="fake-text")
+        settings = Settings(  # no coalescing: the tests count deltas (see tests.support.Servers)
+            backend=f"127.0.0.1:{self.backend.port}", default_model="fake-text", max_hold_ms=0
+        )
         self.gateway = ServedApp(self.thread, create_app(settings))
         self.url = self.gateway.url + "/v1"
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 import runinfra
-from tests.support import GatewayProcess, Servers
+from tests.support import GatewayProcess, Servers, poll
 
 USER = [{"role": "user", "content": "one two three four"}]
 
@@ -278,7 +278,8 @@ def test_a_killed_gateway_is_a_connection_error_naming_the_client_request_id(
     try:
         with runinfra.RunInfra(base_url=gateway.url + "/v1", max_retries=1) as client:
             client.responses.create(model="stub-echo", input="hi", request_id="before-kill")
-            assert "before-kill" in logged_client_ids(gateway)
+            # The access-log line is written once the answer is sent: wait for it.
+            assert poll(lambda: "before-kill" in logged_client_ids(gateway), timeout=5)
             gateway.process.kill()
             gateway.process.wait(10)
             with pytest.raises(runinfra.APIConnectionError) as info:
