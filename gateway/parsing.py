@@ -16,6 +16,8 @@ import importlib
 import multiprocessing
 import os
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -77,6 +79,18 @@ def _spill(raw: bytes | bytearray) -> str:
     return path
 
 
+def _follow_parent(parent: int) -> None:
+    """A worker's initializer: exit when the gateway process is gone, however it went (a
+    killed parent never tells its pool; the worker would otherwise wait for work forever)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="follow-parent", daemon=True).start()
+
+
 def _ready() -> None:
     """A worker's first task: import the translators before the first body needs them."""
     importlib.import_module("gateway.translate.chat_in")
@@ -99,7 +113,12 @@ class Parser:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                self.processes,
+                mp_context=context,
+                initializer=_follow_parent,
+                initargs=(os.getpid(),),
+            )
         return self._pool
 
     async def parse(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -116,3 +117,28 @@ def test_healthz_answers_while_the_worst_body_is_processed(
         if probe.worst < 0.1:
             return
     pytest.fail(f"/healthz took {[round(w * 1000) for w in worst]} ms at worst in each run")
+
+
+def test_the_parse_worker_does_not_outlive_a_killed_gateway(tmp_path: Path) -> None:
+    gateway = GatewayProcess(str(tmp_path / "gw.log"))
+    try:
+        workers = wait_for_children(gateway.process.pid)
+        assert workers, "the gateway starts its parse worker"
+        gateway.process.kill()
+        gateway.process.wait(10)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(Path(f"/proc/{w}").exists() for w in workers):
+            time.sleep(0.1)
+        assert not [w for w in workers if Path(f"/proc/{w}").exists()], "orphaned workers"
+    finally:
+        gateway.stop()
+
+
+def wait_for_children(pid: int) -> list[int]:
+    """The process ids of `pid`'s children, once it has some (bounded)."""
+    for _ in range(100):
+        found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        if found:
+            return [int(c) for c in found]
+        time.sleep(0.05)
+    return []

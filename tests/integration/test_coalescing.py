@@ -47,7 +47,7 @@ def test_stub_coalesces_paced_words_within_the_window(tools: bool) -> None:
     text = " ".join(f"w{i}" for i in range(12)) + (" call f and g" if tools else "")
 
     async def main() -> None:
-        stub = await start(chunk_delay=0.005)
+        stub = await start(chunk_delay=0.005, record_calls=True)
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{stub.port}") as channel:
                 plain, held = await both(channel, request(text, tools), 15)
