@@ -138,13 +138,9 @@ class ChatBackend:
         A call that fails UNAVAILABLE before its first chunk is retried (bounded, with
         jittered backoff); once a chunk has been yielded, never: the client has seen it.
         """
-        # `wire`: `request`'s fields already serialized by the caller (`request` then holds the
-        # fields the gateway reads); its request id is appended (the last value read wins).
-        payload = (
-            wire + pb.ChatRequest(request_id=request.request_id).SerializeToString()
-            if wire
-            else None
-        )
+        # `wire`: the request's messages, serialized by the caller (`request` has none): sent
+        # after the rest of it, they parse as one ChatRequest (concatenation is a merge).
+        payload = None if wire is None else request.SerializeToString() + wire
         for attempt in range(self._retries + 1):
             call: grpc.aio.UnaryStreamCall[Any, pb.ChatChunk]
             if payload is None:
