@@ -198,8 +198,9 @@ def render(run: Run, args: argparse.Namespace, started: str, load: str, elapsed:
     rows = "\n".join(table_row(name, run.results[name]) for name in TARGETS)
     return f"""{LITELLM_HEADING}
 
-{started}, `{cmd}`: whole run {elapsed:.0f} s; LiteLLM {litellm_version()}. Load average at
-the start {load}; autogroup nice of the benchmark's processes {args.nice};
+{started}, `{cmd}`: whole run {elapsed:.0f} s.
+LiteLLM {litellm_version()}. Load average at the start {load}; autogroup nice of the
+benchmark's processes {args.nice};
 {run.busy} run(s) started on busy cores after waiting up to {args.settle:g} s
 (the machine may be shared: see `other %`).
 
