@@ -155,6 +155,8 @@ class Paced:
     completed: int = 0
     errors: int = 0
     words: int = 0
+    frames: int = 0  # SSE frames (b"\n\n"-terminated) received inside the window
+    count_last: bool = False  # chat: the closing frames do not repeat the text
 
     def inside(self, t: float) -> bool:
         return self.measure_from <= t < self.deadline
@@ -177,6 +179,8 @@ async def paced_stream(
     prev, last = 0.0, b""
     while data := await read_chunk(reader):
         now = time.perf_counter()
+        if seen.inside(now):
+            seen.frames += data.count(b"\n\n")
         if not prev and seen.inside(t0):
             seen.ttfbs.append(now - t0)
         elif prev and seen.inside(prev):
@@ -185,6 +189,8 @@ async def paced_stream(
             # events repeat the whole text).
             seen.words += sum(last.count(w) for w in WORD_BYTES)
         prev, last = now, data
+    if seen.count_last and prev and seen.inside(prev):
+        seen.words += sum(last.count(w) for w in WORD_BYTES)
     if status != 200 or any(mark in last for mark in FAILED):
         seen.errors += 1
     elif seen.inside(time.perf_counter()):
@@ -197,6 +203,7 @@ async def paced(args: argparse.Namespace, req: bytes) -> dict[str, object]:
     for `--duration` seconds; streams still open then may finish within `--open-timeout`."""
     start = time.perf_counter()
     seen = Paced(start + args.warmup, start + args.warmup + args.duration, [], [])
+    seen.count_last = args.endpoint == "chat"
     gate = asyncio.Semaphore(100)
 
     async def worker(offset: float) -> None:
@@ -231,6 +238,7 @@ async def paced(args: argparse.Namespace, req: bytes) -> dict[str, object]:
         "gap_p99_ms": percentile(gaps, 99),
         "gap_max_ms": max(gaps, default=0.0),
         "events": len(gaps),
+        "frames_per_s": seen.frames / args.duration,
         "words_per_event": seen.words / max(1, len(gaps)),
         "ttfb_p50_ms": 1000 * percentile(seen.ttfbs, 50),
         "ttfb_p99_ms": 1000 * percentile(seen.ttfbs, 99),

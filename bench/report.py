@@ -292,6 +292,7 @@ See bench/README.md.
 
 
 HELD_HEADING = "## Held streams at a real token rate"
+LITELLM_HEADING = "## Streaming against LiteLLM"
 
 
 def splice_section(path: Path, heading: str, text: str) -> None:
@@ -320,6 +321,7 @@ def kept_section(path: Path, heading: str) -> str:
 def write_results(res: Results, args: argparse.Namespace, elapsed: float) -> str:
     text = render(res, args, elapsed)
     if not args.quick:
-        held = kept_section(args.out, HELD_HEADING)  # bench/held.py's own section stays
-        args.out.write_text(text + (f"\n{held.rstrip()}\n" if held else ""))
+        # bench/held.py's and bench/litellm.py's own sections stay
+        kept = (kept_section(args.out, h) for h in (HELD_HEADING, LITELLM_HEADING))
+        args.out.write_text(text + "".join(f"\n{k.rstrip()}\n" for k in kept if k))
     return text
