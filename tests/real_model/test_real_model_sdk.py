@@ -406,7 +406,7 @@ def test_a_tool_result_in_the_history_is_a_400(local_client: OpenAI) -> None:
 
 
 def test_gateway_local_model_flag_serves_the_model(model_path: Path, tmp_path: Path) -> None:
-    """The README's third quick-start command: one process tree, a real answer, a clean stop."""
+    """The README's real-model command: one process tree, a real answer, a clean stop."""
     port = free_port()
     log = open(tmp_path / "gateway.log", "wb")  # noqa: SIM115 - closed below
     gateway = subprocess.Popen(
