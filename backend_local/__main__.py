@@ -8,13 +8,10 @@ JSON object per line to stderr.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import os
 
 from backend_local.server import DEFAULT_MAX_TOKENS, DEFAULT_MAX_WAITING, start
-from runinfra import logs
-from runinfra.serving import serve_until_signalled
+from runinfra.serving import add_server_arguments, run_server
 
 
 def _positive(value: str) -> int:
@@ -28,6 +25,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="backend_local", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
+    add_server_arguments(parser)
     parser.add_argument(
         "--model",
         default=os.environ.get("BACKEND_LOCAL_MODEL"),
@@ -36,8 +34,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--model-id", help="the id ListModels and requests use (default: the file name)"
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=50051)
     parser.add_argument(
         "--max-waiting",
         type=int,
@@ -55,8 +51,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=_positive,
         help="CPU threads the engine computes on (default: one per core)",
     )
-    parser.add_argument("--max-message-bytes", type=int, default=64 * 1024 * 1024)
-    parser.add_argument("--log-level", default="info", choices=logs.LEVELS)
     args = parser.parse_args(argv)
     if not args.model:
         parser.error("--model (or BACKEND_LOCAL_MODEL) is required")
@@ -67,24 +61,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-async def serve(args: argparse.Namespace) -> None:
-    backend = await start(
-        args.model,
-        model_id=args.model_id,
-        host=args.host,
-        port=args.port,
-        max_waiting=args.max_waiting,
-        default_max_tokens=args.max_output_tokens,
-        max_message_bytes=args.max_message_bytes,
-        threads=args.threads,
-    )
-    await serve_until_signalled(backend, logging.getLogger("backend_local"))
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logs.configure(args.log_level)
-    asyncio.run(serve(args))
+    run_server(
+        lambda: start(
+            args.model,
+            model_id=args.model_id,
+            host=args.host,
+            port=args.port,
+            max_waiting=args.max_waiting,
+            default_max_tokens=args.max_output_tokens,
+            max_message_bytes=args.max_message_bytes,
+            threads=args.threads,
+        ),
+        "backend_local",
+        args.log_level,
+    )
 
 
 if __name__ == "__main__":

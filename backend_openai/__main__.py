@@ -9,13 +9,10 @@ Runs until SIGINT or SIGTERM; logs one JSON object per line to stderr.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import os
 
 from backend_openai.server import start
-from runinfra import logs
-from runinfra.serving import serve_until_signalled
+from runinfra.serving import add_server_arguments, run_server
 
 
 def _timeout(value: str) -> float | None:
@@ -27,14 +24,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="backend_openai", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
+    add_server_arguments(parser)
     parser.add_argument(
         "--upstream",
         default=os.environ.get("BACKEND_OPENAI_UPSTREAM"),
         help="base URL of the OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1 "
         "(default: $BACKEND_OPENAI_UPSTREAM)",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=50051)
     parser.add_argument(
         "--api-key-env",
         metavar="VAR",
@@ -47,7 +43,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=600.0,
         help="seconds to wait for each piece of the upstream reply; 0: no limit",
     )
-    parser.add_argument("--max-message-bytes", type=int, default=64 * 1024 * 1024)
     args = parser.parse_args(argv)
     if not args.upstream:
         parser.error("--upstream (or BACKEND_OPENAI_UPSTREAM) is required")
@@ -59,22 +54,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-async def serve(args: argparse.Namespace) -> None:
-    backend = await start(
-        args.upstream,
-        host=args.host,
-        port=args.port,
-        api_key=args.api_key,
-        max_message_bytes=args.max_message_bytes,
-        connect_timeout=args.connect_timeout,
-        read_timeout=args.read_timeout,
-    )
-    await serve_until_signalled(backend, logging.getLogger("backend_openai"))
-
-
 def main(argv: list[str] | None = None) -> None:
-    logs.configure()
-    asyncio.run(serve(parse_args(argv)))
+    args = parse_args(argv)
+    run_server(
+        lambda: start(
+            args.upstream,
+            host=args.host,
+            port=args.port,
+            api_key=args.api_key,
+            max_message_bytes=args.max_message_bytes,
+            connect_timeout=args.connect_timeout,
+            read_timeout=args.read_timeout,
+        ),
+        "backend_openai",
+        args.log_level,
+    )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ checks can talk to it. The scaffolding every ChatService implementation shares."
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import signal
@@ -15,6 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from runinfra import logs
 from runinfra.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from runinfra.contract import SERVICE_NAME
 
@@ -94,3 +96,25 @@ async def serve(
         raise RuntimeError(f"cannot bind {address(host, port)}")
     await server.start()
     return Served(bound, server, servicer, health_servicer, on_stop)
+
+
+# --- `python -m <backend>` entry points ------------------------------------------------------
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every ChatService entry point takes."""
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=50051)
+    parser.add_argument("--max-message-bytes", type=int, default=64 * 1024 * 1024)
+    parser.add_argument("--log-level", default="info", choices=logs.LEVELS)
+
+
+def run_server(start: Callable[[], Awaitable[Served[Any]]], name: str, log_level: str) -> None:
+    """JSON log lines from `log_level` up, then serve what `start` starts until SIGINT or
+    SIGTERM (logged as `name`)."""
+    logs.configure(log_level)
+
+    async def main() -> None:
+        await serve_until_signalled(await start(), logging.getLogger(name))
+
+    asyncio.run(main())
