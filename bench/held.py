@@ -15,7 +15,6 @@ import datetime
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from bench.procs import (
     SESSION_NICE,
     Processes,
     free_port,
+    processes,
     run_json,
     wait_port,
 )
@@ -270,17 +270,13 @@ def main() -> None:
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     t0 = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="bench-held-") as tmp:
-        procs = Processes(Path(tmp))
+    with processes("bench-held-") as procs:
         sweep = Sweep(args, procs)
-        try:
-            sweep.start()
-            print(HEAD, flush=True)
-            sweep.sweep()
-            best = sweep.best.get("coalescing", (0, 0.0))[0]
-            prof = sweep.profile(best, args.profile_seconds) if best and not args.quick else ""
-        finally:
-            procs.close()
+        sweep.start()
+        print(HEAD, flush=True)
+        sweep.sweep()
+        best = sweep.best.get("coalescing", (0, 0.0))[0]
+        prof = sweep.profile(best, args.profile_seconds) if best and not args.quick else ""
     text = render(sweep, args, started, load, time.monotonic() - t0, prof)
     print(text)
     if not args.quick:

@@ -22,7 +22,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from bench.procs import (
     SESSION_NICE,
     Processes,
     free_port,
+    processes,
     run_json,
     wait_port,
 )
@@ -250,18 +250,10 @@ def main() -> None:
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     t0 = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="bench-litellm-") as tmp:
-        procs = Processes(Path(tmp))
+    with processes("bench-litellm-") as procs:
         run = Run(args, procs)
-        try:
-            run.start()
-            run.sweep()
-        except BaseException:
-            for log in sorted(Path(tmp).glob("*.log")):
-                print(f"--- {log.name} (tail)\n{log.read_text(errors='replace')[-1500:]}")
-            raise
-        finally:
-            procs.close()
+        run.start()
+        run.sweep()
     text = render(run, args, started, load, time.monotonic() - t0)
     print(text)
     if not args.quick:

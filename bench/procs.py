@@ -10,7 +10,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -113,6 +115,22 @@ class Processes:
     def close(self) -> None:
         for proc in reversed(list(self._procs)):
             self.stop(proc)
+
+
+@contextlib.contextmanager
+def processes(prefix: str) -> Iterator[Processes]:
+    """Processes logging into a temporary directory; all ended on exit. On a failure, each
+    log's tail is printed first (the directory is gone afterwards)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        procs = Processes(Path(tmp))
+        try:
+            yield procs
+        except BaseException:
+            for log in sorted(Path(tmp).glob("*.log")):
+                print(f"--- {log.name} (tail)\n{log.read_text(errors='replace')[-1500:]}")
+            raise
+        finally:
+            procs.close()
 
 
 def run_json(argv: list[str], cpu: int, timeout: float) -> dict[str, Any]:

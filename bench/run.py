@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from bench.procs import (
     Processes,
     free_port,
     missing_tools,
+    processes,
     run_json,
     wait_port,
 )
@@ -402,18 +402,10 @@ def main() -> None:
         )
     raise_fd_limit()
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        procs = Processes(Path(tmp))
-        bench = Bench(args, procs, Path(tmp))
+    with processes("bench-") as procs:
+        bench = Bench(args, procs, procs.log_dir)
         idle_check(bench.results)
-        try:
-            bench.run()
-        except BaseException:
-            for log in sorted(Path(tmp).glob("*.log")):
-                print(f"--- {log.name} (tail)\n{log.read_text(errors='replace')[-1500:]}")
-            raise
-        finally:
-            procs.close()
+        bench.run()
     text = write_results(bench.results, args, time.monotonic() - started)
     print(text)
     if not args.quick:
